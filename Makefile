@@ -1,0 +1,47 @@
+# dcn_det — one-command environment, build, tests and demo.
+#   make install   create .venv (torch, torchvision, detectron2, ...) and build dcn_det._C
+#   make test      install if needed, then run the test suite
+#   make demo      install if needed, then run the main job
+# Re-running install when everything is in place only checks the stamps (seconds).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CUDA kernels are compiled whenever nvcc exists (they run only where a GPU is).
+FORCE_CUDA ?= $(if $(shell command -v nvcc),1,0)
+MAX_JOBS ?= $(shell nproc)
+PYTEST_ARGS ?=
+
+CSRC := $(shell find dcn_det/ops/csrc -type f \( -name '*.cpp' -o -name '*.cu' -o -name '*.h' \))
+DEPS_STAMP := $(VENV)/.deps-installed
+EXT_STAMP := $(VENV)/.dcn_det-built
+
+.PHONY: install test demo benchmark clean
+
+install: $(EXT_STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(DEPS_STAMP): requirements.txt tools/install_detectron2.sh | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	PYTHON=$(PY) tools/install_detectron2.sh
+	touch $@
+
+$(EXT_STAMP): $(DEPS_STAMP) $(CSRC) setup.py
+	FORCE_CUDA=$(FORCE_CUDA) MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(PY) -c "import dcn_det.ops; from dcn_det.ops._extension import has_cuda_kernels; print('dcn_det._C built; CUDA kernels:', has_cuda_kernels())"
+	touch $@
+
+test: install
+	$(PY) -m pytest -rs $(PYTEST_ARGS)
+
+demo: install
+	$(PY) tools/benchmark_ops.py --quick
+
+benchmark: install
+	$(PY) tools/benchmark_ops.py
+
+clean:
+	rm -rf build dcn_det/_C*.so *.egg-info $(EXT_STAMP)

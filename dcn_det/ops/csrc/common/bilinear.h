@@ -1,0 +1,74 @@
+// Bilinear interpolation on one H x W plane, zero outside the map (the DCNv2 /
+// torchvision / MXNet-ModulatedDeformableConvolution convention of SPEC 1.1):
+//  * a point with y <= -1, y >= H, x <= -1 or x >= W samples 0;
+//  * otherwise each of the 4 surrounding corners contributes if it lies inside
+//    the map, and counts as 0 if it does not.
+// Because corners outside count as 0 (instead of clamping), the value keeps a
+// non-zero derivative w.r.t. the point up to one pixel beyond the border.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "macros.h"
+
+namespace dcn_det {
+
+// The 4 corners of one sample: flat offsets into the plane and their weights.
+// Corners outside the map get index 0 and all-zero weights, so a consumer can
+// read/write plane[index[j]] unconditionally: there is no out-of-bounds access
+// whatever the sampling point is (NaN and huge offsets included).
+template <typename T>
+struct BilinearSample {
+  int64_t index[4];  // corners (y0,x0), (y0,x0+1), (y0+1,x0), (y0+1,x0+1)
+  T weight[4];       // interpolation weights
+  T dweight_dy[4];   // d weight / d y
+  T dweight_dx[4];   // d weight / d x
+};
+
+template <typename T>
+DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x,
+                                     BilinearSample<T>& s) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    s.index[j] = 0;
+    s.weight[j] = T(0);
+    s.dweight_dy[j] = T(0);
+    s.dweight_dx[j] = T(0);
+  }
+  // Written as a negated conjunction so that NaN coordinates land here too.
+  if (!(y > T(-1) && y < T(height) && x > T(-1) && x < T(width))) {
+    return;
+  }
+  const T y_floor = floor(y);
+  const T x_floor = floor(x);
+  // y in (-1, H) so y0 in [-1, H-1]; the int conversion cannot overflow.
+  const int64_t y0 = static_cast<int64_t>(y_floor);
+  const int64_t x0 = static_cast<int64_t>(x_floor);
+  const T ly = y - y_floor;  // in [0, 1)
+  const T lx = x - x_floor;
+  const T hy = T(1) - ly;
+  const T hx = T(1) - lx;
+
+  const bool top = y0 >= 0;
+  const bool bottom = y0 + 1 <= height - 1;
+  const bool left = x0 >= 0;
+  const bool right = x0 + 1 <= width - 1;
+  const bool inside[4] = {top && left, top && right, bottom && left, bottom && right};
+  const int64_t index[4] = {y0 * width + x0, y0 * width + x0 + 1,
+                            (y0 + 1) * width + x0, (y0 + 1) * width + x0 + 1};
+  const T weight[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
+  const T dy[4] = {-hx, -lx, hx, lx};
+  const T dx[4] = {-hy, hy, -ly, ly};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if (inside[j]) {
+      s.index[j] = index[j];
+      s.weight[j] = weight[j];
+      s.dweight_dy[j] = dy[j];
+      s.dweight_dx[j] = dx[j];
+    }
+  }
+}
+
+}  // namespace dcn_det

@@ -1,0 +1,170 @@
+// Per-element bodies of deformable convolution (DCNv1 / modulated DCNv2).
+//
+// Every function computes one element of one step of the algorithm and is
+// __host__ __device__: cpu/deform_conv2d_kernel.cpp calls them from
+// at::parallel_for loops, cuda/deform_conv2d_kernel.cu from one thread each.
+//
+// Layouts (all contiguous), for a chunk of `nb` images starting at image b0;
+// K = kernel_h * kernel_w taps, P = out_h * out_w output pixels, G offset groups:
+//   input   [nb, C, H, W]
+//   offset  [nb, 2*G*K, out_h, out_w]; channel 2*(g*K + k) is dy, +1 is dx
+//   mask    [nb, G*K, out_h, out_w]
+//   samples [nb, G, K, P, 4] corner indices and mask-weighted bilinear weights;
+//           sample id s = ((b*G + g)*K + k)*P + p, which is also the mask index
+//   columns [C*K, nb*P], row c*K + k, column b*P + p
+#pragma once
+
+#include <cstdint>
+
+#include "bilinear.h"
+#include "macros.h"
+
+namespace dcn_det {
+
+struct DeformConv2dGeometry {
+  int64_t channels, height, width;  // of the input
+  int64_t kernel_h, kernel_w;
+  int64_t stride_h, stride_w;
+  int64_t pad_h, pad_w;
+  int64_t dilation_h, dilation_w;
+  int64_t out_h, out_w;
+  int64_t offset_groups;
+  bool use_mask;
+
+  DCN_INLINE int64_t taps() const { return kernel_h * kernel_w; }
+  DCN_INLINE int64_t out_pixels() const { return out_h * out_w; }
+  DCN_INLINE int64_t plane() const { return height * width; }
+  DCN_INLINE int64_t channels_per_offset_group() const { return channels / offset_groups; }
+  DCN_INLINE int64_t samples_per_image() const { return offset_groups * taps() * out_pixels(); }
+};
+
+// Where tap k of output pixel p of image b samples the input:
+//   p = p0 * stride - padding + k * dilation + (dy, dx).
+template <typename T>
+DCN_INLINE void deform_conv2d_sampling_point(const DeformConv2dGeometry& g, const T* offset,
+                                             int64_t b, int64_t group, int64_t k, int64_t p,
+                                             T& y, T& x) {
+  const int64_t K = g.taps();
+  const int64_t P = g.out_pixels();
+  const int64_t ho = p / g.out_w;
+  const int64_t wo = p - ho * g.out_w;
+  const int64_t ki = k / g.kernel_w;
+  const int64_t kj = k - ki * g.kernel_w;
+  const T* off = offset + (b * 2 * g.offset_groups * K + 2 * (group * K + k)) * P + p;
+  y = static_cast<T>(ho * g.stride_h - g.pad_h + ki * g.dilation_h) + off[0];
+  x = static_cast<T>(wo * g.stride_w - g.pad_w + kj * g.dilation_w) + off[P];
+}
+
+template <typename T>
+DCN_INLINE T deform_conv2d_mask_value(const DeformConv2dGeometry& g, const T* mask, int64_t s) {
+  return g.use_mask ? mask[s] : T(1);
+}
+
+// Step 1: corners and (mask-weighted) weights of sample s, shared by every
+// channel of its offset group.
+template <typename T>
+DCN_INLINE void deform_conv2d_fill_sample(const DeformConv2dGeometry& g, const T* offset,
+                                          const T* mask, int64_t s, int64_t* sample_index,
+                                          T* sample_weight) {
+  const int64_t P = g.out_pixels();
+  const int64_t K = g.taps();
+  const int64_t p = s % P;
+  const int64_t k = (s / P) % K;
+  const int64_t group = (s / (P * K)) % g.offset_groups;
+  const int64_t b = s / (P * K * g.offset_groups);
+  T y, x;
+  deform_conv2d_sampling_point(g, offset, b, group, k, p, y, x);
+  BilinearSample<T> bs;
+  bilinear_zero_padded(g.height, g.width, y, x, bs);
+  const T m = deform_conv2d_mask_value(g, mask, s);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    sample_index[4 * s + j] = bs.index[j];
+    sample_weight[4 * s + j] = bs.weight[j] * m;
+  }
+}
+
+// Index of sample (b, group of channel c, k, p).
+DCN_INLINE int64_t deform_conv2d_sample_id(const DeformConv2dGeometry& g, int64_t c, int64_t k,
+                                           int64_t b, int64_t p) {
+  const int64_t group = c / g.channels_per_offset_group();
+  return ((b * g.offset_groups + group) * g.taps() + k) * g.out_pixels() + p;
+}
+
+// Step 2 (forward): columns[c*K + k, b*P + p] = modulated bilinear sample.
+template <typename T>
+DCN_INLINE T deform_conv2d_column_value(const DeformConv2dGeometry& g, const T* input,
+                                        const int64_t* sample_index, const T* sample_weight,
+                                        int64_t c, int64_t k, int64_t b, int64_t p) {
+  const int64_t s = deform_conv2d_sample_id(g, c, k, b, p);
+  const T* plane = input + (b * g.channels + c) * g.plane();
+  T v = T(0);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    v += sample_weight[4 * s + j] * plane[sample_index[4 * s + j]];
+  }
+  return v;
+}
+
+// Step 3 (backward, input): scatter grad_columns[c*K + k, b*P + p] back to the
+// 4 corners. `add(ptr, value)` is a plain += where the caller guarantees one
+// writer per plane (CPU) and an atomic add otherwise (CUDA).
+template <typename T, typename AddFn>
+DCN_INLINE void deform_conv2d_scatter_column(const DeformConv2dGeometry& g, T grad_col_value,
+                                             const int64_t* sample_index,
+                                             const T* sample_weight, int64_t c, int64_t k,
+                                             int64_t b, int64_t p, T* grad_input, AddFn add) {
+  const int64_t s = deform_conv2d_sample_id(g, c, k, b, p);
+  T* plane = grad_input + (b * g.channels + c) * g.plane();
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    add(plane + sample_index[4 * s + j], sample_weight[4 * s + j] * grad_col_value);
+  }
+}
+
+// Step 4 (backward, offset and mask): for sample s, sum over the channels of its
+// offset group of grad_columns times d(sample)/d(dy, dx, mask).
+template <typename T>
+DCN_INLINE void deform_conv2d_coordinate_grad(const DeformConv2dGeometry& g, const T* input,
+                                              const T* offset, const T* mask,
+                                              const T* grad_columns, int64_t nb, int64_t s,
+                                              T* grad_offset, T* grad_mask) {
+  const int64_t P = g.out_pixels();
+  const int64_t K = g.taps();
+  const int64_t p = s % P;
+  const int64_t k = (s / P) % K;
+  const int64_t group = (s / (P * K)) % g.offset_groups;
+  const int64_t b = s / (P * K * g.offset_groups);
+  T y, x;
+  deform_conv2d_sampling_point(g, offset, b, group, k, p, y, x);
+  BilinearSample<T> bs;
+  bilinear_zero_padded(g.height, g.width, y, x, bs);
+
+  const int64_t cpg = g.channels_per_offset_group();
+  const int64_t row_stride = nb * P;
+  T grad_y = T(0), grad_x = T(0), grad_m = T(0);
+  for (int64_t c = group * cpg; c < (group + 1) * cpg; ++c) {
+    const T gc = grad_columns[(c * K + k) * row_stride + b * P + p];
+    const T* plane = input + (b * g.channels + c) * g.plane();
+    T v = T(0), vy = T(0), vx = T(0);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const T corner = plane[bs.index[j]];
+      v += bs.weight[j] * corner;
+      vy += bs.dweight_dy[j] * corner;
+      vx += bs.dweight_dx[j] * corner;
+    }
+    grad_m += gc * v;
+    grad_y += gc * vy;
+    grad_x += gc * vx;
+  }
+  const T m = deform_conv2d_mask_value(g, mask, s);
+  T* go = grad_offset + (b * 2 * g.offset_groups * K + 2 * (group * K + k)) * P + p;
+  go[0] = grad_y * m;
+  go[P] = grad_x * m;
+  if (g.use_mask) {
+    grad_mask[s] = grad_m;
+  }
+}
+
+}  // namespace dcn_det

@@ -1,0 +1,12 @@
+// Portability macros so the element math in common/ compiles for both the CPU
+// kernels (plain C++) and the CUDA kernels (nvcc), and is therefore the same code
+// on both devices: the CPU tests exercise the arithmetic the GPU runs.
+#pragma once
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define DCN_HOST_DEVICE __host__ __device__
+#define DCN_INLINE __host__ __device__ __forceinline__
+#else
+#define DCN_HOST_DEVICE
+#define DCN_INLINE inline
+#endif

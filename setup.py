@@ -1,0 +1,94 @@
+"""Build dcn_det and its compiled operator library dcn_det._C.
+
+CPU kernels are always built. CUDA kernels are built when a GPU is visible or
+FORCE_CUDA=1 (nvcc must be installed). Useful environment variables:
+  FORCE_CUDA=1              build the CUDA kernels without a visible GPU
+  TORCH_CUDA_ARCH_LIST      GPU architectures, e.g. "8.0;9.0" (default below)
+  CUDA_HOME                 CUDA toolkit root (default: found from nvcc)
+  MAX_JOBS                  parallel compile jobs (ninja)
+"""
+import glob
+import os
+import shutil
+import sys
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CSRC = os.path.join("dcn_det", "ops", "csrc")
+
+
+def _locate_cuda_home():
+    """torch guesses CUDA_HOME as the parent of nvcc's folder, which is wrong when
+    nvcc is a wrapper in /usr/local/bin; prefer the conventional toolkit root."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    for candidate in ("/usr/local/cuda",):
+        if os.path.exists(os.path.join(candidate, "bin", "nvcc")):
+            os.environ["CUDA_HOME"] = candidate
+            return
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        os.environ["CUDA_HOME"] = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+
+
+_locate_cuda_home()
+
+import torch  # noqa: E402  (after CUDA_HOME is settled: cpp_extension reads it on import)
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+
+def _pip_cuda_include_dirs():
+    """Headers of the CUDA libraries that torch's wheels ship (cusparse.h, ...),
+    needed by ATen's CUDA headers when the toolkit lacks them."""
+    dirs = []
+    for path in sys.path:
+        dirs += glob.glob(os.path.join(path, "nvidia", "cu*", "include"))
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
+def get_extensions():
+    sources = [os.path.join(CSRC, "module.cpp")]
+    sources += sorted(glob.glob(os.path.join(CSRC, "*.cpp")))
+    sources += sorted(glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
+    sources += sorted(glob.glob(os.path.join(CSRC, "autograd", "*.cpp")))
+    sources = list(dict.fromkeys(sources))
+    cuda_sources = sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
+
+    force_cuda = os.environ.get("FORCE_CUDA", "0") == "1"
+    with_cuda = CUDA_HOME is not None and (torch.cuda.is_available() or force_cuda)
+    if force_cuda and CUDA_HOME is None:
+        raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME")
+
+    cxx_flags = ["-O3"]  # the C++ standard is torch's (C++20 for torch 2.14)
+    define_macros = []
+    if with_cuda:
+        if torch.version.cuda is None:
+            raise RuntimeError("CUDA kernels requested but this torch build has no CUDA support")
+        if not torch.cuda.is_available():
+            # Building without a GPU (FORCE_CUDA=1): cover Volta to Hopper. With a GPU
+            # visible, torch targets that GPU's architecture.
+            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "7.0;7.5;8.0;8.6;8.9;9.0+PTX")
+        define_macros.append(("DCN_WITH_CUDA", None))
+        return [
+            CUDAExtension(
+                "dcn_det._C",
+                sources + cuda_sources,
+                include_dirs=_pip_cuda_include_dirs(),
+                define_macros=define_macros,
+                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
+            )
+        ]
+    return [CppExtension("dcn_det._C", sources, define_macros=define_macros, extra_compile_args={"cxx": cxx_flags})]
+
+
+setup(
+    name="dcn_det",
+    version="0.1.0",
+    description="Deformable ConvNets (DCNv1/DCNv2) operators and detectron2 components",
+    packages=find_packages(exclude=("tests", "tests.*", "tools", "configs")),
+    python_requires=">=3.10",
+    ext_modules=get_extensions(),
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    zip_safe=False,
+)
