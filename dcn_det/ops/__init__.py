@@ -1,4 +1,5 @@
 """Compiled deformable operators (torch only; no detectron2 dependency)."""
 from .deform_conv import deform_conv2d
+from .deform_psroi_pool import deform_psroi_pool
 
-__all__ = ["deform_conv2d"]
+__all__ = ["deform_conv2d", "deform_psroi_pool"]

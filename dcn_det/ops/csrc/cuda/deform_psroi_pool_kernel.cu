@@ -1,0 +1,109 @@
+// CUDA kernels of dcn_det::deform_psroi_pool: one thread per output bin over the
+// bodies of common/deform_psroi_pool_elements.h. The backward scatters with
+// atomicAdd (input and offset gradients), so it is not bitwise deterministic and
+// raises under torch.use_deterministic_algorithms(True).
+#include <ATen/Context.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../common/cuda_launch.h"
+#include "../common/deform_psroi_pool_driver.h"
+
+namespace dcn_det {
+namespace {
+
+template <typename T>
+__device__ PSRoIBin<T> bin_of_output(const DeformPSRoIPoolGeometry& g, const T* rois,
+                                     const T* offset, int64_t e) {
+  const int64_t bins = g.bins();
+  const int64_t pw = e % g.pooled_size;
+  const int64_t ph = (e / g.pooled_size) % g.pooled_size;
+  const int64_t ctop = (e / bins) % g.output_dim;
+  const int64_t r = e / (bins * g.output_dim);
+  return deform_psroi_bin(g, rois, offset, r, ctop, ph, pw);
+}
+
+template <typename T>
+__global__ void deform_psroi_pool_forward_kernel(DeformPSRoIPoolGeometry g, const T* input,
+                                                 const T* rois, const T* offset, int64_t total,
+                                                 T* output) {
+  DCN_CUDA_KERNEL_LOOP(e, total) {
+    output[e] = deform_psroi_bin_value(g, input, bin_of_output(g, rois, offset, e));
+  }
+}
+
+template <typename T>
+__global__ void deform_psroi_pool_backward_kernel(DeformPSRoIPoolGeometry g, const T* grad_output,
+                                                  const T* input, const T* rois, const T* offset,
+                                                  int64_t total, T* grad_input, T* grad_offset) {
+  const auto add = [](T* dst, T v) { atomicAdd(dst, v); };
+  const int64_t part_area = g.part_size * g.part_size;
+  DCN_CUDA_KERNEL_LOOP(e, total) {
+    const auto bin = bin_of_output(g, rois, offset, e);
+    deform_psroi_bin_input_grad(g, bin, grad_output[e], grad_input, add);
+    if (!g.no_trans) {
+      T gx, gy;
+      deform_psroi_bin_offset_grad(g, input, bin, grad_output[e], gx, gy);
+      atomicAdd(grad_offset + bin.offset_x, gx);
+      atomicAdd(grad_offset + bin.offset_x + part_area, gy);
+    }
+  }
+}
+
+struct CudaBackend {
+  template <typename T>
+  static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois,
+                      const T* offset, int64_t num_rois, T* output) {
+    const int64_t total = num_rois * g.output_dim * g.bins();
+    deform_psroi_pool_forward_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
+                                          at::cuda::getCurrentCUDAStream()>>>(
+        g, input, rois, offset, total, output);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  template <typename T>
+  static void backward(const DeformPSRoIPoolGeometry& g, const T* grad_output, const T* input,
+                       const T* rois, const T* offset, int64_t num_rois, T* grad_input,
+                       T* grad_offset) {
+    const int64_t total = num_rois * g.output_dim * g.bins();
+    deform_psroi_pool_backward_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
+                                           at::cuda::getCurrentCUDAStream()>>>(
+        g, grad_output, input, rois, offset, total, grad_input, grad_offset);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+};
+
+at::Tensor deform_psroi_pool_forward_cuda(const at::Tensor& input, const at::Tensor& rois,
+                                          const std::optional<at::Tensor>& offset,
+                                          double spatial_scale, int64_t output_dim,
+                                          int64_t group_size, int64_t pooled_size,
+                                          int64_t part_size, int64_t sample_per_part,
+                                          double trans_std, bool no_trans) {
+  const c10::cuda::CUDAGuard guard(input.device());
+  return deform_psroi_pool_forward_impl<CudaBackend>(
+      input, rois, offset,
+      make_deform_psroi_pool_params(spatial_scale, output_dim, group_size, pooled_size, part_size,
+                                    sample_per_part, trans_std, no_trans));
+}
+
+std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_cuda(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& rois,
+    const std::optional<at::Tensor>& offset, double spatial_scale, int64_t output_dim,
+    int64_t group_size, int64_t pooled_size, int64_t part_size, int64_t sample_per_part,
+    double trans_std, bool no_trans) {
+  at::globalContext().alertNotDeterministic("dcn_det::deform_psroi_pool backward on CUDA (atomicAdd)");
+  const c10::cuda::CUDAGuard guard(input.device());
+  return deform_psroi_pool_backward_impl<CudaBackend>(
+      grad_output, input, rois, offset,
+      make_deform_psroi_pool_params(spatial_scale, output_dim, group_size, pooled_size, part_size,
+                                    sample_per_part, trans_std, no_trans));
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dcn_det, CUDA, m) {
+  m.impl("deform_psroi_pool", &deform_psroi_pool_forward_cuda);
+  m.impl("_deform_psroi_pool_backward", &deform_psroi_pool_backward_cuda);
+}
+
+}  // namespace dcn_det
