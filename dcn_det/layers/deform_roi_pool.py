@@ -7,7 +7,7 @@
 Each pools once without offsets, predicts normalised offsets from that (zero-initialised
 last layer, so at step 0 the result equals plain pooling), and pools again with them.
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -39,10 +39,16 @@ class DeformRoIPool(nn.Module):
         sample_per_part: bilinear samples per bin per side.
         trans_std: offset scale; a bin moves by ``offset * trans_std * roi size``.
         offset_fc_dims: hidden widths of the fc layers that predict the offsets from the
-            plainly pooled features (the last, zero-initialised layer outputs 2*P*P).
+            plainly pooled features (the last, zero-initialised layer outputs 2*S*S);
+            empty for a single fc, as in the original implementation.
+        part_size: S, offsets per side (0 = output_size). The offsets are predicted from
+            features pooled at S x S, so a smaller S keeps the fc layers small for large
+            outputs (e.g. 14x14 bins with a 7x7 offset grid).
 
-    ``rois``: ``[R, 5]`` (batch_index, x1, y1, x2, y2) in image coordinates, or one
-    detectron2 ``Boxes`` (or ``[Ri, 4]`` tensor) per image.
+    ``forward(x, rois, spatial_scale=None)``: ``rois`` is ``[R, 5]`` (batch_index, x1, y1,
+    x2, y2) in image coordinates, or one detectron2 ``Boxes`` (or ``[Ri, 4]`` tensor) per
+    image; ``spatial_scale`` overrides the constructor's (one module can serve the levels
+    of a feature pyramid).
     """
 
     def __init__(
@@ -53,35 +59,39 @@ class DeformRoIPool(nn.Module):
         sample_per_part: int = 4,
         trans_std: float = 0.1,
         offset_fc_dims: Sequence[int] = (1024, 1024),
+        part_size: int = 0,
     ):
         super().__init__()
         self.in_channels = in_channels
         self.output_size = output_size
+        self.part_size = part_size or output_size
         self.spatial_scale = spatial_scale
         self.sample_per_part = sample_per_part
         self.trans_std = trans_std
-        flat = in_channels * output_size * output_size
-        self.offset_fc = _fc_stack(flat, offset_fc_dims, 2 * output_size * output_size)
+        flat = in_channels * self.part_size * self.part_size
+        self.offset_fc = _fc_stack(flat, offset_fc_dims, 2 * self.part_size * self.part_size)
 
-    def _pool(self, x: Tensor, rois: Tensor, offset=None) -> Tensor:
+    def _pool(self, x: Tensor, rois: Tensor, scale: float, size: int, offset=None) -> Tensor:
         return deform_psroi_pool(
-            x, rois, offset, self.spatial_scale, self.in_channels, 1, self.output_size,
-            self.output_size, self.sample_per_part, self.trans_std, no_trans=offset is None,
+            x, rois, offset, scale, self.in_channels, 1, size, self.part_size,
+            self.sample_per_part, self.trans_std, no_trans=offset is None,
         )
 
-    def _pool_with_offsets(self, x: Tensor, rois: Tensor):
-        plain = self._pool(x, rois)
-        offset = self.offset_fc(plain.flatten(1)).view(-1, 2, self.output_size, self.output_size)
-        return plain, self._pool(x, rois, offset)
+    def _pool_with_offsets(self, x: Tensor, rois: Tensor, spatial_scale: Optional[float]):
+        """(features pooled at part_size without offsets, output pooled with offsets)."""
+        scale = self.spatial_scale if spatial_scale is None else spatial_scale
+        plain = self._pool(x, rois, scale, self.part_size)
+        offset = self.offset_fc(plain.flatten(1)).view(-1, 2, self.part_size, self.part_size)
+        return plain, self._pool(x, rois, scale, self.output_size, offset)
 
-    def forward(self, x: Tensor, rois: RoIs) -> Tensor:
+    def forward(self, x: Tensor, rois: RoIs, spatial_scale: Optional[float] = None) -> Tensor:
         rois = as_rois(rois, x.device, x.dtype)
-        return self._pool_with_offsets(x, rois)[1]
+        return self._pool_with_offsets(x, rois, spatial_scale)[1]
 
     def extra_repr(self) -> str:
         return (
             f"in_channels={self.in_channels}, output_size={self.output_size}, "
-            f"spatial_scale={self.spatial_scale}, sample_per_part={self.sample_per_part}, "
+            f"part_size={self.part_size}, spatial_scale={self.spatial_scale}, sample_per_part={self.sample_per_part}, "
             f"trans_std={self.trans_std}"
         )
 
@@ -89,19 +99,19 @@ class DeformRoIPool(nn.Module):
 class ModulatedDeformRoIPool(DeformRoIPool):
     """Modulated deformable RoI pooling (DCNv2 "mdpool"): ``forward(x, rois) -> [R, C, P, P]``.
 
-    As :class:`DeformRoIPool`, plus ``mask_fc`` (same hidden widths, zero-initialised last
-    layer, sigmoid) giving one scalar per bin that multiplies the bin's output; at step 0
-    the mask is 0.5 everywhere.
+    As :class:`DeformRoIPool`, plus ``mask_fc`` (same input and hidden widths,
+    zero-initialised last layer, sigmoid) giving one scalar per output bin that multiplies
+    the bin's output; at step 0 the mask is 0.5 everywhere.
     """
 
     def __init__(self, in_channels: int, output_size: int = 7, *args, offset_fc_dims: Sequence[int] = (1024, 1024), **kwargs):
         super().__init__(in_channels, output_size, *args, offset_fc_dims=offset_fc_dims, **kwargs)
-        flat = in_channels * output_size * output_size
+        flat = in_channels * self.part_size * self.part_size
         self.mask_fc = _fc_stack(flat, offset_fc_dims, output_size * output_size)
 
-    def forward(self, x: Tensor, rois: RoIs) -> Tensor:
+    def forward(self, x: Tensor, rois: RoIs, spatial_scale: Optional[float] = None) -> Tensor:
         rois = as_rois(rois, x.device, x.dtype)
-        plain, pooled = self._pool_with_offsets(x, rois)
+        plain, pooled = self._pool_with_offsets(x, rois, spatial_scale)
         mask = self.mask_fc(plain.flatten(1)).sigmoid().view(-1, 1, self.output_size, self.output_size)
         return pooled * mask
 

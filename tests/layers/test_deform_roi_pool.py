@@ -86,3 +86,19 @@ def test_zero_rois_give_empty_output():
     x, _ = _inputs(4)
     pool = ModulatedDeformRoIPool(4, output_size=3, offset_fc_dims=(8,))
     assert pool(x, torch.zeros(0, 5)).shape == (0, 4, 3, 3)
+
+
+@pytest.mark.parametrize("cls", [DeformRoIPool, ModulatedDeformRoIPool])
+def test_part_size_smaller_than_output_keeps_output_size_and_shrinks_fc(cls):
+    x, rois = _inputs(4, seed=10)
+    pool = cls(4, output_size=6, offset_fc_dims=(), part_size=3)
+    assert pool(x, rois).shape == (3, 4, 6, 6)
+    assert pool.offset_fc[-1].in_features == 4 * 3 * 3
+    assert pool.offset_fc[-1].out_features == 2 * 3 * 3
+
+
+def test_spatial_scale_argument_overrides_the_constructor():
+    x, rois = _inputs(4, seed=11)
+    pool = DeformRoIPool(4, output_size=3, spatial_scale=1 / 16, offset_fc_dims=(8,))
+    torch.testing.assert_close(pool(x, rois, spatial_scale=1 / 8), _plain(x, rois, 4, 3, scale=1 / 8))
+    assert not torch.allclose(pool(x, rois, spatial_scale=1 / 8), pool(x, rois))
