@@ -134,6 +134,9 @@ class DeformPSRoIPool(nn.Module):
         spatial_scale, sample_per_part, trans_std: as :func:`dcn_det.ops.deform_psroi_pool`.
         class_agnostic_offsets: one offset field shared by all output channels (True), or
             one per output channel ("class-specific", num_offset_classes = output_dim).
+        modulated: DCNv2-style modulation: ``conv_offset`` also predicts k*k*num_offset_classes
+            mask logits, PS-RoI pooled like the offsets; their sigmoid (0.5 at step 0)
+            multiplies each bin of the classes they belong to.
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class DeformPSRoIPool(nn.Module):
         sample_per_part: int = 4,
         trans_std: float = 0.1,
         class_agnostic_offsets: bool = False,
+        modulated: bool = False,
     ):
         super().__init__()
         self.output_dim = output_dim
@@ -152,26 +156,36 @@ class DeformPSRoIPool(nn.Module):
         self.spatial_scale = spatial_scale
         self.sample_per_part = sample_per_part
         self.trans_std = trans_std
+        self.modulated = modulated
         self.num_offset_classes = 1 if class_agnostic_offsets else output_dim
-        self.conv_offset = nn.Conv2d(in_channels, 2 * self.num_offset_classes * group_size * group_size, 1)
+        fields = 3 if modulated else 2  # (dx, dy[, mask]) per class and bin
+        self.conv_offset = nn.Conv2d(in_channels, fields * self.num_offset_classes * group_size * group_size, 1)
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
+    def _pool_plain(self, maps: Tensor, rois: Tensor, output_dim: int) -> Tensor:
+        k = self.group_size
+        return deform_psroi_pool(maps, rois, None, self.spatial_scale, output_dim, k, k, k, self.sample_per_part, no_trans=True)
+
     def forward(self, features: Tensor, score_maps: Tensor, rois: RoIs) -> Tensor:
         rois = as_rois(rois, score_maps.device, score_maps.dtype)
-        k = self.group_size
-        offset = deform_psroi_pool(
-            self.conv_offset(features), rois, None, self.spatial_scale, 2 * self.num_offset_classes,
-            k, k, k, self.sample_per_part, no_trans=True,
-        )
-        return deform_psroi_pool(
+        k, classes = self.group_size, self.num_offset_classes
+        branch = self.conv_offset(features)
+        offset = self._pool_plain(branch[:, : 2 * classes * k * k], rois, 2 * classes)
+        out = deform_psroi_pool(
             score_maps, rois, offset, self.spatial_scale, self.output_dim, k, k, k,
             self.sample_per_part, self.trans_std, no_trans=False,
         )
+        if not self.modulated:
+            return out
+        mask = self._pool_plain(branch[:, 2 * classes * k * k :], rois, classes).sigmoid()
+        r = out.shape[0]
+        return (out.view(r, classes, -1, k, k) * mask.view(r, classes, 1, k, k)).view(r, self.output_dim, k, k)
 
     def extra_repr(self) -> str:
         return (
             f"output_dim={self.output_dim}, group_size={self.group_size}, "
             f"spatial_scale={self.spatial_scale}, sample_per_part={self.sample_per_part}, "
-            f"trans_std={self.trans_std}, num_offset_classes={self.num_offset_classes}"
+            f"trans_std={self.trans_std}, num_offset_classes={self.num_offset_classes}, "
+            f"modulated={self.modulated}"
         )

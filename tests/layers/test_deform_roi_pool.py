@@ -102,3 +102,17 @@ def test_spatial_scale_argument_overrides_the_constructor():
     pool = DeformRoIPool(4, output_size=3, spatial_scale=1 / 16, offset_fc_dims=(8,))
     torch.testing.assert_close(pool(x, rois, spatial_scale=1 / 8), _plain(x, rois, 4, 3, scale=1 / 8))
     assert not torch.allclose(pool(x, rois, spatial_scale=1 / 8), pool(x, rois))
+
+
+@pytest.mark.parametrize("agnostic", [True, False])
+def test_modulated_rfcn_pool_at_init_equals_half_of_plain_psroi_pooling(agnostic):
+    k, classes = 3, 4
+    feats, rois = _inputs(6, seed=12)
+    scores = torch.randn(2, classes * k * k, 12, 16, generator=torch.Generator().manual_seed(13))
+    pool = DeformPSRoIPool(6, classes, group_size=k, class_agnostic_offsets=agnostic, modulated=True)
+    assert pool.conv_offset.out_channels == 3 * pool.num_offset_classes * k * k
+    expected = 0.5 * _plain(scores, rois, classes, k, group_size=k)
+    torch.testing.assert_close(pool(feats, scores, rois), expected)
+    pool(feats, scores, rois).square().sum().backward()
+    mask_rows = pool.conv_offset.weight.grad[2 * pool.num_offset_classes * k * k :]
+    assert mask_rows.abs().sum() > 0
