@@ -1,0 +1,92 @@
+"""Config keys that dcn_det adds to detectron2's.
+
+dcn_det reuses detectron2's own keys where they exist — MODEL.RESNETS.DEFORM_ON_PER_STAGE,
+DEFORM_MODULATED, DEFORM_NUM_GROUPS, RES5_DILATION — and adds only what detectron2 lacks,
+under MODEL.DCN (deformable layers) and MODEL.RFCN (the R-FCN head).
+"""
+import logging
+
+from detectron2.config import CfgNode as CN
+
+
+def add_dcn_config(cfg: CN) -> CN:
+    """Add dcn_det's keys (with their defaults) to ``cfg`` in place and return it.
+
+    Calling it twice is harmless: keys that already exist keep their values.
+    """
+    defaults = CN()
+    defaults.MODEL = CN()
+
+    dcn = defaults.MODEL.DCN = CN()
+    # For each of res2..res5 whose MODEL.RESNETS.DEFORM_ON_PER_STAGE is True: -1 makes every
+    # block deformable, N >= 1 only the last N (the DCNv1 paper's res5a-c ablation is 3).
+    dcn.DEFORM_LAST_BLOCKS_PER_STAGE = [-1, -1, -1, -1]
+    # Box-head RoI pooling: "" = detectron2's pooler (MODEL.ROI_BOX_HEAD.POOLER_TYPE),
+    # "dpool" = deformable RoI pooling (DCNv1), "mdpool" = modulated (DCNv2).
+    dcn.POOL = ""
+    # A bin moves by offset * POOL_TRANS_STD * RoI size.
+    dcn.POOL_TRANS_STD = 0.1
+    # Bilinear samples per bin side.
+    dcn.POOL_SAMPLE_PER_PART = 4
+    # Hidden fc widths of the branch that predicts pooling offsets (and the mdpool mask);
+    # [] = a single fc, as in the original implementation.
+    dcn.POOL_OFFSET_FC_DIMS = [1024, 1024]
+    # Offsets per side, predicted from features pooled at this size (0 = the pooler
+    # resolution). C4 heads pool 14x14 and use 7 to keep the offset fc small.
+    dcn.POOL_PART_SIZE = 0
+
+    rfcn = defaults.MODEL.RFCN = CN()
+    # k: k x k position-sensitive score maps and bins.
+    rfcn.GROUP_SIZE = 7
+    # 1x1 conv after the backbone that reduces the channels before the score maps.
+    rfcn.HIDDEN_DIM = 1024
+    # Deformable PS-RoI pooling (offsets from a zero-initialised conv branch).
+    rfcn.DEFORMABLE = False
+    # One offset field for all classes (True) or one per class (False, as in the paper).
+    rfcn.CLASS_AGNOSTIC_OFFSETS = False
+    # DCNv2-style modulated PS-RoI pooling (a learned mask per bin); needs DEFORMABLE.
+    rfcn.MODULATED = False
+    rfcn.TRANS_STD = 0.1
+    rfcn.SAMPLE_PER_PART = 4
+    # Online hard example mining: per image, train on the N sampled RoIs with the highest
+    # loss (0 = off). With OHEM, sample many RoIs (MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE).
+    rfcn.OHEM_ROIS = 0
+    # Box regression loss: "smooth_l1" or "giou".
+    rfcn.BBOX_REG_LOSS_TYPE = "smooth_l1"
+    rfcn.SMOOTH_L1_BETA = 0.0
+
+    _merge_missing(cfg, defaults)
+    return cfg
+
+
+def _merge_missing(cfg: CN, defaults: CN) -> None:
+    for key, value in defaults.items():
+        if key not in cfg:
+            cfg[key] = value
+        elif isinstance(value, CN):
+            _merge_missing(cfg[key], value)
+
+
+# detectron2's builders whose deformable blocks need detectron2's compiled CUDA ops, and
+# dcn_det's equivalents (same parameter names, CPU and CUDA).
+_DCN_EQUIVALENTS = {
+    ("BACKBONE", "build_resnet_backbone"): "build_dcn_resnet_backbone",
+    ("BACKBONE", "build_resnet_fpn_backbone"): "build_dcn_resnet_fpn_backbone",
+    ("ROI_HEADS", "Res5ROIHeads"): "DeformRes5ROIHeads",
+    ("ROI_HEADS", "StandardROIHeads"): "DeformStandardROIHeads",
+}
+
+
+def use_dcn_builders(cfg: CN) -> CN:
+    """Where cfg asks detectron2's ResNet / ROI heads for deformable convs (detectron2's
+    MODEL.RESNETS.DEFORM_* keys, e.g. its configs/Misc/*dconv*), build dcn_det's
+    equivalents instead, which run on CPU and GPU and load the same checkpoints. Modifies
+    the (unfrozen) cfg in place and logs each substitution."""
+    if not any(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE):
+        return cfg
+    for (section, name), ours in _DCN_EQUIVALENTS.items():
+        node = cfg.MODEL[section]
+        if node.NAME == name:
+            logging.getLogger(__name__).info("MODEL.%s.NAME: %s -> %s (dcn_det deformable blocks)", section, name, ours)
+            node.NAME = ours
+    return cfg

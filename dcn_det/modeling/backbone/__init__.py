@@ -1,0 +1,3 @@
+from .dcn_resnet import DeformBottleneck, build_dcn_resnet_backbone, build_dcn_resnet_fpn_backbone
+
+__all__ = ["DeformBottleneck", "build_dcn_resnet_backbone", "build_dcn_resnet_fpn_backbone"]
