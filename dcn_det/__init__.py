@@ -2,7 +2,7 @@
 
 `dcn_det.ops` (compiled operators) and `dcn_det.layers` (nn.Modules) depend on torch only.
 When detectron2 is installed, `import dcn_det` also registers the detectron2 components
-(backbones, ROI heads) and provides `dcn_det.add_dcn_config(cfg)`.
+(backbones, ROI heads), the generated shapes_dcn_* data sets, and provides `dcn_det.add_dcn_config(cfg)`.
 """
 import importlib.util
 
@@ -11,6 +11,9 @@ __version__ = "0.1.0"
 if importlib.util.find_spec("detectron2") is not None:
     from . import modeling  # noqa: F401  (registers backbones and ROI heads)
     from .config import add_dcn_config
+    from .data import register_shapes_datasets
+
+    register_shapes_datasets()  # lazy: images are generated on first use
 else:  # pragma: no cover - exercised only without detectron2
 
     def add_dcn_config(cfg):
