@@ -134,6 +134,45 @@ DCN_INLINE const T* deform_psroi_plane(const DeformPSRoIPoolGeometry& g, const T
   return input + (bin.batch * g.channels + bin.channel) * g.height * g.width;
 }
 
+// Bilinear value of one sample, its scatter to the corners, and its slopes
+// d/dx, d/dy (computed with x1 = ceil(x), as the original: 0 at integer points).
+template <typename T>
+DCN_INLINE T deform_psroi_sample_value(const T* plane, const PSRoISample<T>& s) {
+  return (T(1) - s.dx) * (T(1) - s.dy) * plane[s.i00] + (T(1) - s.dx) * s.dy * plane[s.i01] +
+         s.dx * (T(1) - s.dy) * plane[s.i10] + s.dx * s.dy * plane[s.i11];
+}
+
+template <typename T, typename AddFn>
+DCN_INLINE void deform_psroi_sample_scatter(T* plane_grad, const PSRoISample<T>& s, T diff, AddFn add) {
+  add(plane_grad + s.i00, (T(1) - s.dx) * (T(1) - s.dy) * diff);
+  add(plane_grad + s.i01, (T(1) - s.dx) * s.dy * diff);
+  add(plane_grad + s.i10, s.dx * (T(1) - s.dy) * diff);
+  add(plane_grad + s.i11, s.dx * s.dy * diff);
+}
+
+template <typename T>
+DCN_INLINE void deform_psroi_sample_slopes(const T* plane, const PSRoISample<T>& s, T& slope_x, T& slope_y) {
+  const T u00 = plane[s.i00], u01 = plane[s.i01], u10 = plane[s.i10], u11 = plane[s.i11];
+  slope_x = u11 * s.dy + u10 * (T(1) - s.dy) - u01 * s.dy - u00 * (T(1) - s.dy);
+  slope_y = u11 * s.dx + u01 * (T(1) - s.dx) - u10 * s.dx - u00 * (T(1) - s.dx);
+}
+
+// d(offset dx, dy) per unit of (sum of slopes x diff): trans_std times the RoI size.
+template <typename T>
+DCN_INLINE void deform_psroi_offset_scale(const DeformPSRoIPoolGeometry& g, const PSRoIBin<T>& bin,
+                                          T& scale_x, T& scale_y) {
+  scale_x = static_cast<T>(g.trans_std) * bin.roi_w;
+  scale_y = static_cast<T>(g.trans_std) * bin.roi_h;
+}
+
+// Input channel of output channel ctop for a bin computed for output channel ctop0 of
+// the same class (channels of one class share every sample position).
+template <typename T>
+DCN_INLINE int64_t deform_psroi_channel_of(const DeformPSRoIPoolGeometry& g, const PSRoIBin<T>& bin,
+                                           int64_t ctop0, int64_t ctop) {
+  return bin.channel + (ctop - ctop0) * g.group_size * g.group_size;
+}
+
 // Forward: mean of the bilinear samples of the bin (0 when every sample is skipped).
 template <typename T>
 DCN_INLINE T deform_psroi_bin_value(const DeformPSRoIPoolGeometry& g, const T* input,
@@ -141,10 +180,8 @@ DCN_INLINE T deform_psroi_bin_value(const DeformPSRoIPoolGeometry& g, const T* i
   if (bin.batch < 0) return T(0);
   const T* plane = deform_psroi_plane(g, input, bin);
   T sum = T(0);
-  const int64_t count = deform_psroi_for_each_sample(g, bin, [&](const PSRoISample<T>& s) {
-    sum += (T(1) - s.dx) * (T(1) - s.dy) * plane[s.i00] + (T(1) - s.dx) * s.dy * plane[s.i01] +
-           s.dx * (T(1) - s.dy) * plane[s.i10] + s.dx * s.dy * plane[s.i11];
-  });
+  const int64_t count = deform_psroi_for_each_sample(
+      g, bin, [&](const PSRoISample<T>& s) { sum += deform_psroi_sample_value(plane, s); });
   return count == 0 ? T(0) : sum / static_cast<T>(count);
 }
 
@@ -163,12 +200,8 @@ DCN_INLINE void deform_psroi_bin_input_grad(const DeformPSRoIPoolGeometry& g,
   if (count == 0) return;
   const T diff = grad / static_cast<T>(count);
   T* plane = grad_input + (bin.batch * g.channels + bin.channel) * g.height * g.width;
-  deform_psroi_for_each_sample(g, bin, [&](const PSRoISample<T>& s) {
-    add(plane + s.i00, (T(1) - s.dx) * (T(1) - s.dy) * diff);
-    add(plane + s.i01, (T(1) - s.dx) * s.dy * diff);
-    add(plane + s.i10, s.dx * (T(1) - s.dy) * diff);
-    add(plane + s.i11, s.dx * s.dy * diff);
-  });
+  deform_psroi_for_each_sample(
+      g, bin, [&](const PSRoISample<T>& s) { deform_psroi_sample_scatter(plane, s, diff, add); });
 }
 
 // Backward to the offset: d(bin)/d(dx, dy) = d(bin)/d(sample point) * trans_std * roi size.
@@ -185,13 +218,15 @@ DCN_INLINE void deform_psroi_bin_offset_grad(const DeformPSRoIPoolGeometry& g, c
   const T* plane = deform_psroi_plane(g, input, bin);
   T sx = T(0), sy = T(0);
   deform_psroi_for_each_sample(g, bin, [&](const PSRoISample<T>& s) {
-    const T u00 = plane[s.i00], u01 = plane[s.i01], u10 = plane[s.i10], u11 = plane[s.i11];
-    sx += u11 * s.dy + u10 * (T(1) - s.dy) - u01 * s.dy - u00 * (T(1) - s.dy);
-    sy += u11 * s.dx + u01 * (T(1) - s.dx) - u10 * s.dx - u00 * (T(1) - s.dx);
+    T x, y;
+    deform_psroi_sample_slopes(plane, s, x, y);
+    sx += x;
+    sy += y;
   });
-  const T scale = static_cast<T>(g.trans_std) * diff;
-  grad_dx = sx * scale * bin.roi_w;
-  grad_dy = sy * scale * bin.roi_h;
+  T scale_x, scale_y;
+  deform_psroi_offset_scale(g, bin, scale_x, scale_y);
+  grad_dx = sx * diff * scale_x;
+  grad_dy = sy * diff * scale_y;
 }
 
 }  // namespace dcn_det

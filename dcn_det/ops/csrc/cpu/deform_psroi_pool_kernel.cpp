@@ -1,31 +1,67 @@
 // CPU kernels of dcn_det::deform_psroi_pool: at::parallel_for over the per-bin
 // bodies of common/deform_psroi_pool_elements.h.
 //
-// Backward without atomics, deterministic: the input gradient is computed per input
-// channel (each bin reads exactly one position-sensitive channel, so a task owns a
-// channel's planes in every image), the offset gradient per RoI (a task owns that
-// RoI's offsets).
+// All output channels of one offset class (all channels when no_trans) share every
+// sample position of a bin, so each task gathers a bin's samples (corners and weights)
+// once and then loops over the class's channels: the per-sample cost is 4 loads and 4
+// multiply-adds, as in a plain RoIAlign.
+//
+// Backward without atomics, deterministic: the input gradient is computed per block of
+// output channels (disjoint output channels read disjoint input channels), the offset
+// gradient per RoI (a task owns that RoI's offsets).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "../common/deform_psroi_pool_driver.h"
 
 namespace dcn_det {
 namespace {
 
+template <typename T>
+using Samples = std::vector<PSRoISample<T>>;
+
+// Offset classes and output channels per class as the sampling sees them.
+inline int64_t sampling_classes(const DeformPSRoIPoolGeometry& g) { return g.no_trans ? 1 : g.num_classes; }
+inline int64_t channels_per_sampling_class(const DeformPSRoIPoolGeometry& g) {
+  return g.no_trans ? g.output_dim : g.channels_each_class;
+}
+
+template <typename T>
+int64_t gather_samples(const DeformPSRoIPoolGeometry& g, const PSRoIBin<T>& bin, Samples<T>& samples) {
+  samples.clear();
+  deform_psroi_for_each_sample(g, bin, [&](const PSRoISample<T>& s) { samples.push_back(s); });
+  return static_cast<int64_t>(samples.size());
+}
+
+template <typename T>
+const T* plane_of(const DeformPSRoIPoolGeometry& g, const T* data, const PSRoIBin<T>& bin, int64_t channel) {
+  return data + (bin.batch * g.channels + channel) * g.height * g.width;
+}
+
 struct CpuBackend {
   template <typename T>
   static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois,
                       const T* offset, int64_t num_rois, T* output) {
+    const int64_t classes = sampling_classes(g), per_class = channels_per_sampling_class(g);
     const int64_t bins = g.bins();
-    const int64_t grain = std::max<int64_t>(1, 1024 / (g.sample_per_part * g.sample_per_part));
-    at::parallel_for(0, num_rois * g.output_dim * bins, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t e = begin; e < end; ++e) {
-        const int64_t pw = e % g.pooled_size;
-        const int64_t ph = (e / g.pooled_size) % g.pooled_size;
-        const int64_t ctop = (e / bins) % g.output_dim;
-        const int64_t r = e / (bins * g.output_dim);
-        output[e] = deform_psroi_bin_value(g, input, deform_psroi_bin(g, rois, offset, r, ctop, ph, pw));
+    at::parallel_for(0, num_rois * classes, 1, [&](int64_t begin, int64_t end) {
+      Samples<T> samples;
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t r = task / classes;
+        const int64_t ctop0 = (task % classes) * per_class;
+        for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
+          const auto bin = deform_psroi_bin(g, rois, offset, r, ctop0, bin_id / g.pooled_size, bin_id % g.pooled_size);
+          const int64_t count = bin.batch < 0 ? 0 : gather_samples(g, bin, samples);
+          if (count == 0) continue;  // output stays 0
+          for (int64_t ctop = ctop0; ctop < ctop0 + per_class; ++ctop) {
+            const T* plane = plane_of(g, input, bin, deform_psroi_channel_of(g, bin, ctop0, ctop));
+            T sum = T(0);
+            for (const auto& s : samples) sum += deform_psroi_sample_value(plane, s);
+            output[(r * g.output_dim + ctop) * bins + bin_id] = sum / static_cast<T>(count);
+          }
+        }
       }
     });
   }
@@ -34,25 +70,29 @@ struct CpuBackend {
   static void backward(const DeformPSRoIPoolGeometry& g, const T* grad_output, const T* input,
                        const T* rois, const T* offset, int64_t num_rois, T* grad_input,
                        T* grad_offset) {
+    const int64_t classes = sampling_classes(g), per_class = channels_per_sampling_class(g);
     const int64_t bins = g.bins();
-    const int64_t gs = g.group_size;
-    const auto group_of = [&](int64_t p) {
-      return std::min<int64_t>(std::max<int64_t>((p * gs) / g.pooled_size, 0), gs - 1);
-    };
+    // Input gradient: tasks own blocks of a class's output channels. Enough blocks to
+    // keep every thread busy even with a single class; each block re-derives the bins.
+    const int64_t blocks_per_class =
+        std::min<int64_t>(per_class, std::max<int64_t>(1, (4 * at::get_num_threads() + classes - 1) / classes));
+    const int64_t block = (per_class + blocks_per_class - 1) / blocks_per_class;
     const auto add = [](T* dst, T v) { *dst += v; };
-    at::parallel_for(0, g.channels, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) {
-        const int64_t ctop = c / (gs * gs);
-        const int64_t gh = (c / gs) % gs;
-        const int64_t gw = c % gs;
+    at::parallel_for(0, classes * blocks_per_class, 1, [&](int64_t begin, int64_t end) {
+      Samples<T> samples;
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t ctop0 = (task / blocks_per_class) * per_class + (task % blocks_per_class) * block;
+        const int64_t ctop1 = std::min(ctop0 + block, (task / blocks_per_class + 1) * per_class);
+        if (ctop0 >= ctop1) continue;
         for (int64_t r = 0; r < num_rois; ++r) {
-          for (int64_t ph = 0; ph < g.pooled_size; ++ph) {
-            if (group_of(ph) != gh) continue;
-            for (int64_t pw = 0; pw < g.pooled_size; ++pw) {
-              if (group_of(pw) != gw) continue;
-              const T grad = grad_output[(r * g.output_dim + ctop) * bins + ph * g.pooled_size + pw];
-              deform_psroi_bin_input_grad(g, deform_psroi_bin(g, rois, offset, r, ctop, ph, pw),
-                                          grad, grad_input, add);
+          for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
+            const auto bin = deform_psroi_bin(g, rois, offset, r, ctop0, bin_id / g.pooled_size, bin_id % g.pooled_size);
+            const int64_t count = bin.batch < 0 ? 0 : gather_samples(g, bin, samples);
+            if (count == 0) continue;
+            for (int64_t ctop = ctop0; ctop < ctop1; ++ctop) {
+              const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
+              T* plane = grad_input + (bin.batch * g.channels + deform_psroi_channel_of(g, bin, ctop0, ctop)) * g.height * g.width;
+              for (const auto& s : samples) deform_psroi_sample_scatter(plane, s, diff, add);
             }
           }
         }
@@ -61,16 +101,32 @@ struct CpuBackend {
     if (g.no_trans) return;
     const int64_t part_area = g.part_size * g.part_size;
     at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+      Samples<T> samples;
       for (int64_t r = begin; r < end; ++r) {
-        for (int64_t ctop = 0; ctop < g.output_dim; ++ctop) {
+        for (int64_t cls = 0; cls < classes; ++cls) {
+          const int64_t ctop0 = cls * per_class;
           for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
-            const int64_t ph = bin_id / g.pooled_size;
-            const int64_t pw = bin_id % g.pooled_size;
-            const auto bin = deform_psroi_bin(g, rois, offset, r, ctop, ph, pw);
-            T gx, gy;
-            deform_psroi_bin_offset_grad(g, input, bin, grad_output[(r * g.output_dim + ctop) * bins + bin_id], gx, gy);
-            grad_offset[bin.offset_x] += gx;
-            grad_offset[bin.offset_x + part_area] += gy;
+            const auto bin = deform_psroi_bin(g, rois, offset, r, ctop0, bin_id / g.pooled_size, bin_id % g.pooled_size);
+            const int64_t count = bin.batch < 0 ? 0 : gather_samples(g, bin, samples);
+            if (count == 0) continue;
+            T gx = T(0), gy = T(0);
+            for (int64_t ctop = ctop0; ctop < ctop0 + per_class; ++ctop) {
+              const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
+              const T* plane = plane_of(g, input, bin, deform_psroi_channel_of(g, bin, ctop0, ctop));
+              T sx = T(0), sy = T(0);
+              for (const auto& s : samples) {
+                T x, y;
+                deform_psroi_sample_slopes(plane, s, x, y);
+                sx += x;
+                sy += y;
+              }
+              gx += sx * diff;
+              gy += sy * diff;
+            }
+            T scale_x, scale_y;
+            deform_psroi_offset_scale(g, bin, scale_x, scale_y);
+            grad_offset[bin.offset_x] += gx * scale_x;
+            grad_offset[bin.offset_x + part_area] += gy * scale_y;
           }
         }
       }
