@@ -51,6 +51,7 @@ except ModuleNotFoundError as exc:
     # Not installed (pip install -e .): use the source tree this script lives in.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from dcn_det.ops import deform_conv2d as dcn_deform_conv2d
+from dcn_det.ops import deform_psroi_pool
 
 
 # --------------------------------------------------------------------------- rows
@@ -81,6 +82,7 @@ class Settings:
     warmup: Dict[str, int]  # per device
     dcn_shapes: List[Tuple[int, int, int, int]]
     seed: int
+    quick: bool = False
 
 
 def progress(message: str) -> None:
@@ -311,9 +313,79 @@ def bench_deform_conv2d(settings: Settings) -> Iterator[Row]:
                 torch.cuda.empty_cache()
 
 
+# --------------------------------------------------- group: deform_psroi_pool
+
+# The issue's settings: R-FCN's class-score pooling (k = 7, 80 classes + background,
+# stride-16 map of an ~600x800 image, 300 proposals) and Faster R-CNN's deformable RoI
+# pooling (256 channels, 512 RoIs, 7x7). (name, N, H, W, output_dim, group_size, rois)
+PSROI_CASES = [
+    ("R-FCN", 1, 38, 50, 81, 7, 300),
+    ("Faster R-CNN", 2, 50, 68, 256, 1, 512),
+]
+PSROI_QUICK_CASES = [("R-FCN", 1, 9, 12, 3, 3, 8), ("Faster R-CNN", 2, 9, 12, 8, 1, 8)]
+PSROI_SCALE = 1.0 / 16
+PSROI_SAMPLES = 4  # per bin side, for ours and (sampling_ratio) for torchvision
+
+
+def _psroi_inputs(case, device: str, seed: int) -> Dict[str, torch.Tensor]:
+    _, n, h, w, output_dim, k, num_rois = case
+    gen = torch.Generator().manual_seed(seed)
+    img_h, img_w = h / PSROI_SCALE, w / PSROI_SCALE
+    x1 = torch.rand(num_rois, generator=gen) * img_w * 0.8
+    y1 = torch.rand(num_rois, generator=gen) * img_h * 0.8
+    bw = 32 + torch.rand(num_rois, generator=gen) * img_w * 0.5
+    bh = 32 + torch.rand(num_rois, generator=gen) * img_h * 0.5
+    index = torch.randint(n, (num_rois,), generator=gen).float()
+    rois = torch.stack([index, x1, y1, (x1 + bw).clamp(max=img_w - 1), (y1 + bh).clamp(max=img_h - 1)], dim=1)
+    data = {
+        "input": torch.randn(n, output_dim * k * k, h, w, generator=gen),
+        "rois": rois,
+        # Class-specific offsets for R-FCN (2 per class), one field for Faster R-CNN.
+        "offset": torch.randn(num_rois, 2 * (output_dim if k > 1 else 1), k if k > 1 else 7, k if k > 1 else 7, generator=gen),
+    }
+    return {name: t.to(device) for name, t in data.items()}
+
+
+def _psroi_impls(case):
+    _, _, _, _, output_dim, k, _ = case
+    pooled = k if k > 1 else 7
+
+    def torchvision_anchor(input, rois, offset):  # noqa: A002
+        if k > 1:
+            return torchvision.ops.ps_roi_align(input, rois, pooled, PSROI_SCALE, PSROI_SAMPLES)
+        return torchvision.ops.roi_align(input, rois, pooled, PSROI_SCALE, PSROI_SAMPLES)
+
+    def ours_plain(input, rois, offset):  # noqa: A002
+        return deform_psroi_pool(input, rois, None, PSROI_SCALE, output_dim, k, pooled, pooled, PSROI_SAMPLES, no_trans=True)
+
+    def ours_deformable(input, rois, offset):  # noqa: A002
+        return deform_psroi_pool(input, rois, offset, PSROI_SCALE, output_dim, k, pooled, pooled, PSROI_SAMPLES, 0.1)
+
+    anchor = "torchvision ps_roi_align" if k > 1 else "torchvision roi_align"
+    return [(anchor, torchvision_anchor, True), ("dcn_det no_trans", ours_plain, False), ("dcn_det deformable", ours_deformable, False)]
+
+
+def bench_deform_psroi_pool(settings: Settings) -> Iterator[Row]:
+    """No correctness column here: torchvision samples bins at other points (i + 0.5),
+    so it is a speed anchor only; tests/ops/test_deform_psroi_pool.py checks values."""
+    group = "deform_psroi_pool"
+    for device in settings.devices:
+        for case in PSROI_QUICK_CASES if settings.quick else PSROI_CASES:
+            name = f"{case[0]} {case[1]}x{case[4] * case[5] ** 2}x{case[2]}x{case[3]}, {case[6]} RoIs"
+            data = _psroi_inputs(case, device, settings.seed)
+            pooled = case[5] if case[5] > 1 else 7
+            grad_output = torch.randn(case[6], case[4], pooled, pooled, generator=torch.Generator().manual_seed(settings.seed + 1)).to(device)
+            for impl, fn, anchor in _psroi_impls(case):
+                fwd_ms, fwd_bwd_ms, _, _, note = measure_fwd_and_fwd_bwd(
+                    fn, data, grad_output, device, settings.warmup[device], settings.repeats[device], f"[{group} {name} {device}] {impl}"
+                )
+                yield Row(group, name, impl, device, "float32", fwd_ms, fwd_bwd_ms, anchor=anchor, note=note)
+
+
 # Registry of benchmark groups, run in this order. Add new groups here.
 GROUPS: Dict[str, Callable[[Settings], Iterator[Row]]] = {
     "deform_conv2d": bench_deform_conv2d,
+    "deform_psroi_pool": bench_deform_psroi_pool,
 }
 
 
@@ -512,6 +584,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warmup={d: args.warmup if args.warmup is not None else defaults[d][1] for d in devices},
         dcn_shapes=shapes,
         seed=args.seed,
+        quick=args.quick,
     )
 
     if args.threads is not None:
