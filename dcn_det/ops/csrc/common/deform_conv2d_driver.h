@@ -7,7 +7,8 @@
 //   grad_weight += grad_output @ columns^T,  grad_columns = weight^T @ grad_output,
 //   grad_input  = col2im(grad_columns),      grad_offset/grad_mask = coordinate grads.
 //
-// `Backend` supplies the element loops (CpuBackend in cpu/, CudaBackend in cuda/):
+// `Backend` supplies the element loops (CpuBackend in cpu/, CudaBackend in cuda/),
+// a `Guard` type constructed on the input's device, and `kDeterministicBackward`:
 //   fill_samples<T>(geom, offset, mask, nb, sample_index, sample_weight)
 //   im2col<T>(geom, input, sample_index, sample_weight, nb, columns)
 //   col2im<T>(geom, grad_columns, sample_index, sample_weight, nb, grad_input)
@@ -20,6 +21,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 
 #include <algorithm>
@@ -59,6 +61,17 @@ inline DeformConv2dGeometry make_deform_conv2d_geometry(const at::Tensor& input,
   return g;
 }
 
+// The operands in the compute dtype, contiguous (mask undefined when absent).
+struct DeformConv2dOperands {
+  at::Tensor input, offset, weight, mask;
+  DeformConv2dOperands(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& weight_,
+                       const std::optional<at::Tensor>& mask_, at::ScalarType ctype)
+      : input(input_.to(ctype).contiguous()),
+        offset(offset_.to(ctype).contiguous()),
+        weight(weight_.to(ctype).contiguous()),
+        mask(mask_.has_value() ? mask_->to(ctype).contiguous() : at::Tensor()) {}
+};
+
 inline int64_t deform_conv2d_chunk_size(const DeformConv2dGeometry& g, int64_t batch) {
   const int64_t per_image = std::max<int64_t>(1, g.channels * g.taps() * g.out_pixels());
   return std::max<int64_t>(1, std::min<int64_t>(batch, kDeformConvColumnBudget / per_image));
@@ -94,11 +107,9 @@ at::Tensor deform_conv2d_forward_impl(const at::Tensor& input_, const at::Tensor
                                       const DeformConv2dParams& p) {
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, bias_, mask_, p);
   const auto ctype = deform_conv2d_compute_type(input_.scalar_type());
-  const at::Tensor input = input_.to(ctype).contiguous();
-  const at::Tensor offset = offset_.to(ctype).contiguous();
-  const at::Tensor weight = weight_.to(ctype).contiguous();
+  const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
+  const at::Tensor &input = in.input, &offset = in.offset, &weight = in.weight, &mask = in.mask;
   const bool use_mask = mask_.has_value();
-  const at::Tensor mask = use_mask ? mask_->to(ctype).contiguous() : at::Tensor();
   const auto g = make_deform_conv2d_geometry(input, weight, use_mask, p, out_size);
 
   const int64_t n = input.size(0);
@@ -134,12 +145,10 @@ deform_conv2d_backward_impl(const at::Tensor& grad_output_, const at::Tensor& in
                                                  &grad_output_);
   const auto dtype = input_.scalar_type();
   const auto ctype = deform_conv2d_compute_type(dtype);
-  const at::Tensor input = input_.to(ctype).contiguous();
-  const at::Tensor offset = offset_.to(ctype).contiguous();
-  const at::Tensor weight = weight_.to(ctype).contiguous();
+  const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
+  const at::Tensor &input = in.input, &offset = in.offset, &weight = in.weight, &mask = in.mask;
   const at::Tensor grad_output = grad_output_.to(ctype).contiguous();
   const bool use_mask = mask_.has_value();
-  const at::Tensor mask = use_mask ? mask_->to(ctype).contiguous() : at::Tensor();
   const auto g = make_deform_conv2d_geometry(input, weight, use_mask, p, out_size);
 
   const int64_t n = input.size(0);
@@ -186,6 +195,36 @@ deform_conv2d_backward_impl(const at::Tensor& grad_output_, const at::Tensor& in
   at::Tensor grad_bias = grad_output.sum({0, 2, 3});
   return {grad_input.to(dtype), grad_offset.to(dtype), grad_weight.to(dtype), grad_bias.to(dtype),
           grad_mask.to(dtype)};
+}
+
+// The kernels registered for a device: the schema's signature over the impls above.
+template <typename Backend>
+at::Tensor deform_conv2d_forward_kernel(const at::Tensor& input, const at::Tensor& offset,
+                                        const at::Tensor& weight,
+                                        const std::optional<at::Tensor>& bias,
+                                        const std::optional<at::Tensor>& mask, int64_t stride_h,
+                                        int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                        int64_t dilation_h, int64_t dilation_w, int64_t groups,
+                                        int64_t offset_groups) {
+  const typename Backend::Guard guard(input.device());
+  return deform_conv2d_forward_impl<Backend>(
+      input, offset, weight, bias, mask,
+      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
+}
+
+template <typename Backend>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward_kernel(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset,
+    const at::Tensor& weight, const std::optional<at::Tensor>& mask, int64_t stride_h,
+    int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
+    int64_t groups, int64_t offset_groups) {
+  if (!Backend::kDeterministicBackward) {
+    at::globalContext().alertNotDeterministic("dcn_det::deform_conv2d backward (atomicAdd)");
+  }
+  const typename Backend::Guard guard(input.device());
+  return deform_conv2d_backward_impl<Backend>(
+      grad_output, input, offset, weight, mask,
+      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
 }
 
 }  // namespace dcn_det

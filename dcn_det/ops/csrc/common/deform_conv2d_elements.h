@@ -55,6 +55,28 @@ DCN_INLINE void deform_conv2d_sampling_point(const DeformConv2dGeometry& g, cons
   x = static_cast<T>(wo * g.stride_w - g.pad_w + kj * g.dilation_w) + off[P];
 }
 
+// Sample s = ((b*G + group)*K + k)*P + p, unravelled.
+struct DeformConv2dSampleIndex {
+  int64_t b, group, k, p;
+};
+
+DCN_INLINE DeformConv2dSampleIndex deform_conv2d_unravel(const DeformConv2dGeometry& g, int64_t s) {
+  const int64_t P = g.out_pixels();
+  const int64_t K = g.taps();
+  return {s / (P * K * g.offset_groups), (s / (P * K)) % g.offset_groups, (s / P) % K, s % P};
+}
+
+// Bilinear corners of sample s.
+template <typename T>
+DCN_INLINE DeformConv2dSampleIndex deform_conv2d_bilinear_at(const DeformConv2dGeometry& g, const T* offset,
+                                                             int64_t s, BilinearSample<T>& bs) {
+  const DeformConv2dSampleIndex i = deform_conv2d_unravel(g, s);
+  T y, x;
+  deform_conv2d_sampling_point(g, offset, i.b, i.group, i.k, i.p, y, x);
+  bilinear_zero_padded(g.height, g.width, y, x, bs);
+  return i;
+}
+
 template <typename T>
 DCN_INLINE T deform_conv2d_mask_value(const DeformConv2dGeometry& g, const T* mask, int64_t s) {
   return g.use_mask ? mask[s] : T(1);
@@ -66,16 +88,8 @@ template <typename T>
 DCN_INLINE void deform_conv2d_fill_sample(const DeformConv2dGeometry& g, const T* offset,
                                           const T* mask, int64_t s, int64_t* sample_index,
                                           T* sample_weight) {
-  const int64_t P = g.out_pixels();
-  const int64_t K = g.taps();
-  const int64_t p = s % P;
-  const int64_t k = (s / P) % K;
-  const int64_t group = (s / (P * K)) % g.offset_groups;
-  const int64_t b = s / (P * K * g.offset_groups);
-  T y, x;
-  deform_conv2d_sampling_point(g, offset, b, group, k, p, y, x);
   BilinearSample<T> bs;
-  bilinear_zero_padded(g.height, g.width, y, x, bs);
+  deform_conv2d_bilinear_at(g, offset, s, bs);
   const T m = deform_conv2d_mask_value(g, mask, s);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
@@ -131,14 +145,9 @@ DCN_INLINE void deform_conv2d_coordinate_grad(const DeformConv2dGeometry& g, con
                                               T* grad_offset, T* grad_mask) {
   const int64_t P = g.out_pixels();
   const int64_t K = g.taps();
-  const int64_t p = s % P;
-  const int64_t k = (s / P) % K;
-  const int64_t group = (s / (P * K)) % g.offset_groups;
-  const int64_t b = s / (P * K * g.offset_groups);
-  T y, x;
-  deform_conv2d_sampling_point(g, offset, b, group, k, p, y, x);
   BilinearSample<T> bs;
-  bilinear_zero_padded(g.height, g.width, y, x, bs);
+  const DeformConv2dSampleIndex i = deform_conv2d_bilinear_at(g, offset, s, bs);
+  const int64_t b = i.b, group = i.group, k = i.k, p = i.p;
 
   const int64_t cpg = g.channels_per_offset_group();
   const int64_t row_stride = nb * P;

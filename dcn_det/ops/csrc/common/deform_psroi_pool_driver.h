@@ -3,10 +3,12 @@
 // `Backend` supplies
 //   forward<T>(geom, input, rois, offset, num_rois, output)
 //   backward<T>(geom, grad_output, input, rois, offset, num_rois, grad_input, grad_offset)
-// with grad_input / grad_offset zero-initialised (grad_offset null when no_trans).
+// with grad_input / grad_offset zero-initialised (grad_offset null when no_trans), a
+// `Guard` type constructed on the input's device, and `kDeterministicBackward`.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 
 #include "../deform_psroi_pool.h"
@@ -15,13 +17,6 @@ namespace dcn_det {
 
 inline at::ScalarType deform_psroi_pool_compute_type(at::ScalarType t) {
   return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
-}
-
-inline DeformPSRoIPoolParams make_deform_psroi_pool_params(double spatial_scale, int64_t output_dim,
-                                                           int64_t group_size, int64_t pooled_size,
-                                                           int64_t part_size, int64_t sample_per_part,
-                                                           double trans_std, bool no_trans) {
-  return {spatial_scale, output_dim, group_size, pooled_size, part_size, sample_per_part, trans_std, no_trans};
 }
 
 template <typename Backend>
@@ -74,6 +69,35 @@ std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_impl(
     });
   }
   return {grad_input.to(dtype), grad_offset.to(offset_.has_value() ? offset_->scalar_type() : dtype)};
+}
+
+// The kernels registered for a device: the schema's signature over the impls above.
+template <typename Backend>
+at::Tensor deform_psroi_pool_forward_kernel(const at::Tensor& input, const at::Tensor& rois,
+                                            const std::optional<at::Tensor>& offset,
+                                            double spatial_scale, int64_t output_dim,
+                                            int64_t group_size, int64_t pooled_size,
+                                            int64_t part_size, int64_t sample_per_part,
+                                            double trans_std, bool no_trans) {
+  const typename Backend::Guard guard(input.device());
+  return deform_psroi_pool_forward_impl<Backend>(
+      input, rois, offset,
+      {spatial_scale, output_dim, group_size, pooled_size, part_size, sample_per_part, trans_std, no_trans});
+}
+
+template <typename Backend>
+std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_kernel(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& rois,
+    const std::optional<at::Tensor>& offset, double spatial_scale, int64_t output_dim,
+    int64_t group_size, int64_t pooled_size, int64_t part_size, int64_t sample_per_part,
+    double trans_std, bool no_trans) {
+  if (!Backend::kDeterministicBackward) {
+    at::globalContext().alertNotDeterministic("dcn_det::deform_psroi_pool backward (atomicAdd)");
+  }
+  const typename Backend::Guard guard(input.device());
+  return deform_psroi_pool_backward_impl<Backend>(
+      grad_output, input, rois, offset,
+      {spatial_scale, output_dim, group_size, pooled_size, part_size, sample_per_part, trans_std, no_trans});
 }
 
 }  // namespace dcn_det

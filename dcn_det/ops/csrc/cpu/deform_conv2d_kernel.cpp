@@ -12,6 +12,11 @@ namespace dcn_det {
 namespace {
 
 struct CpuBackend {
+  struct Guard {
+    explicit Guard(const c10::Device&) {}
+  };
+  static constexpr bool kDeterministicBackward = true;  // one writer per input plane
+
   template <typename T>
   static void fill_samples(const DeformConv2dGeometry& g, const T* offset, const T* mask,
                            int64_t nb, int64_t* sample_index, T* sample_weight) {
@@ -79,33 +84,11 @@ struct CpuBackend {
   }
 };
 
-at::Tensor deform_conv2d_forward_cpu(const at::Tensor& input, const at::Tensor& offset,
-                                     const at::Tensor& weight,
-                                     const std::optional<at::Tensor>& bias,
-                                     const std::optional<at::Tensor>& mask, int64_t stride_h,
-                                     int64_t stride_w, int64_t pad_h, int64_t pad_w,
-                                     int64_t dilation_h, int64_t dilation_w, int64_t groups,
-                                     int64_t offset_groups) {
-  return deform_conv2d_forward_impl<CpuBackend>(
-      input, offset, weight, bias, mask,
-      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward_cpu(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset,
-    const at::Tensor& weight, const std::optional<at::Tensor>& mask, int64_t stride_h,
-    int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-    int64_t groups, int64_t offset_groups) {
-  return deform_conv2d_backward_impl<CpuBackend>(
-      grad_output, input, offset, weight, mask,
-      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dcn_det, CPU, m) {
-  m.impl("deform_conv2d", &deform_conv2d_forward_cpu);
-  m.impl("_deform_conv2d_backward", &deform_conv2d_backward_cpu);
+  m.impl("deform_conv2d", &deform_conv2d_forward_kernel<CpuBackend>);
+  m.impl("_deform_conv2d_backward", &deform_conv2d_backward_kernel<CpuBackend>);
 }
 
 }  // namespace dcn_det

@@ -41,6 +41,11 @@ const T* plane_of(const DeformPSRoIPoolGeometry& g, const T* data, const PSRoIBi
 }
 
 struct CpuBackend {
+  struct Guard {
+    explicit Guard(const c10::Device&) {}
+  };
+  static constexpr bool kDeterministicBackward = true;  // single writer per output element
+
   template <typename T>
   static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois,
                       const T* offset, int64_t num_rois, T* output) {
@@ -134,34 +139,11 @@ struct CpuBackend {
   }
 };
 
-at::Tensor deform_psroi_pool_forward_cpu(const at::Tensor& input, const at::Tensor& rois,
-                                         const std::optional<at::Tensor>& offset,
-                                         double spatial_scale, int64_t output_dim,
-                                         int64_t group_size, int64_t pooled_size,
-                                         int64_t part_size, int64_t sample_per_part,
-                                         double trans_std, bool no_trans) {
-  return deform_psroi_pool_forward_impl<CpuBackend>(
-      input, rois, offset,
-      make_deform_psroi_pool_params(spatial_scale, output_dim, group_size, pooled_size, part_size,
-                                    sample_per_part, trans_std, no_trans));
-}
-
-std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_cpu(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset, double spatial_scale, int64_t output_dim,
-    int64_t group_size, int64_t pooled_size, int64_t part_size, int64_t sample_per_part,
-    double trans_std, bool no_trans) {
-  return deform_psroi_pool_backward_impl<CpuBackend>(
-      grad_output, input, rois, offset,
-      make_deform_psroi_pool_params(spatial_scale, output_dim, group_size, pooled_size, part_size,
-                                    sample_per_part, trans_std, no_trans));
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dcn_det, CPU, m) {
-  m.impl("deform_psroi_pool", &deform_psroi_pool_forward_cpu);
-  m.impl("_deform_psroi_pool_backward", &deform_psroi_pool_backward_cpu);
+  m.impl("deform_psroi_pool", &deform_psroi_pool_forward_kernel<CpuBackend>);
+  m.impl("_deform_psroi_pool_backward", &deform_psroi_pool_backward_kernel<CpuBackend>);
 }
 
 }  // namespace dcn_det

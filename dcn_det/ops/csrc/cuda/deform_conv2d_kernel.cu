@@ -5,7 +5,6 @@
 // col2im scatters with atomicAdd, so the input gradient is not bitwise
 // deterministic; under torch.use_deterministic_algorithms(True) the backward
 // raises instead of silently differing between runs.
-#include <ATen/Context.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -66,6 +65,9 @@ __global__ void coordinate_grad_kernel(DeformConv2dGeometry g, const T* input, c
 }
 
 struct CudaBackend {
+  using Guard = c10::cuda::CUDAGuard;
+  static constexpr bool kDeterministicBackward = false;  // col2im uses atomicAdd
+
   template <typename T>
   static void fill_samples(const DeformConv2dGeometry& g, const T* offset, const T* mask,
                            int64_t nb, int64_t* sample_index, T* sample_weight) {
@@ -113,36 +115,11 @@ struct CudaBackend {
   }
 };
 
-at::Tensor deform_conv2d_forward_cuda(const at::Tensor& input, const at::Tensor& offset,
-                                      const at::Tensor& weight,
-                                      const std::optional<at::Tensor>& bias,
-                                      const std::optional<at::Tensor>& mask, int64_t stride_h,
-                                      int64_t stride_w, int64_t pad_h, int64_t pad_w,
-                                      int64_t dilation_h, int64_t dilation_w, int64_t groups,
-                                      int64_t offset_groups) {
-  const c10::cuda::CUDAGuard guard(input.device());
-  return deform_conv2d_forward_impl<CudaBackend>(
-      input, offset, weight, bias, mask,
-      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward_cuda(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset,
-    const at::Tensor& weight, const std::optional<at::Tensor>& mask, int64_t stride_h,
-    int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-    int64_t groups, int64_t offset_groups) {
-  at::globalContext().alertNotDeterministic("dcn_det::deform_conv2d backward on CUDA (atomicAdd)");
-  const c10::cuda::CUDAGuard guard(input.device());
-  return deform_conv2d_backward_impl<CudaBackend>(
-      grad_output, input, offset, weight, mask,
-      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dcn_det, CUDA, m) {
-  m.impl("deform_conv2d", &deform_conv2d_forward_cuda);
-  m.impl("_deform_conv2d_backward", &deform_conv2d_backward_cuda);
+  m.impl("deform_conv2d", &deform_conv2d_forward_kernel<CudaBackend>);
+  m.impl("_deform_conv2d_backward", &deform_conv2d_backward_kernel<CudaBackend>);
 }
 
 }  // namespace dcn_det

@@ -2,7 +2,6 @@
 // bodies of common/deform_psroi_pool_elements.h. The backward scatters with
 // atomicAdd (input and offset gradients), so it is not bitwise deterministic and
 // raises under torch.use_deterministic_algorithms(True).
-#include <ATen/Context.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -24,7 +23,7 @@ __device__ PSRoIBin<T> bin_of_output(const DeformPSRoIPoolGeometry& g, const T* 
 }
 
 template <typename T>
-__global__ void deform_psroi_pool_forward_kernel(DeformPSRoIPoolGeometry g, const T* input,
+__global__ void psroi_forward_cuda_kernel(DeformPSRoIPoolGeometry g, const T* input,
                                                  const T* rois, const T* offset, int64_t total,
                                                  T* output) {
   DCN_CUDA_KERNEL_LOOP(e, total) {
@@ -33,7 +32,7 @@ __global__ void deform_psroi_pool_forward_kernel(DeformPSRoIPoolGeometry g, cons
 }
 
 template <typename T>
-__global__ void deform_psroi_pool_backward_kernel(DeformPSRoIPoolGeometry g, const T* grad_output,
+__global__ void psroi_backward_cuda_kernel(DeformPSRoIPoolGeometry g, const T* grad_output,
                                                   const T* input, const T* rois, const T* offset,
                                                   int64_t total, T* grad_input, T* grad_offset) {
   const auto add = [](T* dst, T v) { atomicAdd(dst, v); };
@@ -51,11 +50,14 @@ __global__ void deform_psroi_pool_backward_kernel(DeformPSRoIPoolGeometry g, con
 }
 
 struct CudaBackend {
+  using Guard = c10::cuda::CUDAGuard;
+  static constexpr bool kDeterministicBackward = false;  // scatters with atomicAdd
+
   template <typename T>
   static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois,
                       const T* offset, int64_t num_rois, T* output) {
     const int64_t total = num_rois * g.output_dim * g.bins();
-    deform_psroi_pool_forward_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
+    psroi_forward_cuda_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
                                           at::cuda::getCurrentCUDAStream()>>>(
         g, input, rois, offset, total, output);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -66,44 +68,18 @@ struct CudaBackend {
                        const T* rois, const T* offset, int64_t num_rois, T* grad_input,
                        T* grad_offset) {
     const int64_t total = num_rois * g.output_dim * g.bins();
-    deform_psroi_pool_backward_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
+    psroi_backward_cuda_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
                                            at::cuda::getCurrentCUDAStream()>>>(
         g, grad_output, input, rois, offset, total, grad_input, grad_offset);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 };
 
-at::Tensor deform_psroi_pool_forward_cuda(const at::Tensor& input, const at::Tensor& rois,
-                                          const std::optional<at::Tensor>& offset,
-                                          double spatial_scale, int64_t output_dim,
-                                          int64_t group_size, int64_t pooled_size,
-                                          int64_t part_size, int64_t sample_per_part,
-                                          double trans_std, bool no_trans) {
-  const c10::cuda::CUDAGuard guard(input.device());
-  return deform_psroi_pool_forward_impl<CudaBackend>(
-      input, rois, offset,
-      make_deform_psroi_pool_params(spatial_scale, output_dim, group_size, pooled_size, part_size,
-                                    sample_per_part, trans_std, no_trans));
-}
-
-std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_cuda(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset, double spatial_scale, int64_t output_dim,
-    int64_t group_size, int64_t pooled_size, int64_t part_size, int64_t sample_per_part,
-    double trans_std, bool no_trans) {
-  at::globalContext().alertNotDeterministic("dcn_det::deform_psroi_pool backward on CUDA (atomicAdd)");
-  const c10::cuda::CUDAGuard guard(input.device());
-  return deform_psroi_pool_backward_impl<CudaBackend>(
-      grad_output, input, rois, offset,
-      make_deform_psroi_pool_params(spatial_scale, output_dim, group_size, pooled_size, part_size,
-                                    sample_per_part, trans_std, no_trans));
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dcn_det, CUDA, m) {
-  m.impl("deform_psroi_pool", &deform_psroi_pool_forward_cuda);
-  m.impl("_deform_psroi_pool_backward", &deform_psroi_pool_backward_cuda);
+  m.impl("deform_psroi_pool", &deform_psroi_pool_forward_kernel<CudaBackend>);
+  m.impl("_deform_psroi_pool_backward", &deform_psroi_pool_backward_kernel<CudaBackend>);
 }
 
 }  // namespace dcn_det
