@@ -1,0 +1,18 @@
+"""Loading of the compiled library dcn_det._C."""
+import subprocess
+import sys
+
+from dcn_det.ops._extension import has_cuda_kernels
+
+
+def test_missing_extension_raises_import_error_saying_how_to_build():
+    # sys.modules[name] = None makes `import name` fail, as an unbuilt extension would.
+    code = "import sys; sys.modules['dcn_det._C'] = None; import dcn_det.ops"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "make install" in result.stderr and "pip install --no-build-isolation -e ." in result.stderr
+
+
+def test_has_cuda_kernels_reports_a_bool():
+    assert isinstance(has_cuda_kernels(), bool)
