@@ -10,6 +10,7 @@ FORCE_CUDA=1 (nvcc must be installed). Useful environment variables:
 import glob
 import os
 import shutil
+import subprocess
 import sys
 
 from setuptools import find_packages, setup
@@ -47,6 +48,20 @@ def _pip_cuda_include_dirs():
     return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
 
 
+def _default_cuda_archs():
+    """Volta to Blackwell, minus what this nvcc dropped (CUDA 13 has no compute_70);
+    PTX of the newest for forward compatibility."""
+    wanted = ["7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
+    try:
+        out = subprocess.run([os.path.join(CUDA_HOME, "bin", "nvcc"), "--list-gpu-arch"],
+                             capture_output=True, text=True, check=True).stdout
+        supported = {f"{a[len('compute_'):-1]}.{a[-1]}" for a in out.split() if a.startswith("compute_")}
+        archs = [a for a in wanted if a in supported] or wanted[1:6]
+    except (OSError, subprocess.CalledProcessError):
+        archs = ["7.5", "8.0", "8.6", "9.0"]
+    return ";".join(archs[:-1] + [archs[-1] + "+PTX"])
+
+
 def get_extensions():
     sources = [os.path.join(CSRC, "module.cpp")]
     sources += sorted(glob.glob(os.path.join(CSRC, "*.cpp")))
@@ -66,9 +81,9 @@ def get_extensions():
         if torch.version.cuda is None:
             raise RuntimeError("CUDA kernels requested but this torch build has no CUDA support")
         if not torch.cuda.is_available():
-            # Building without a GPU (FORCE_CUDA=1): cover Volta to Hopper. With a GPU
-            # visible, torch targets that GPU's architecture.
-            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "7.0;7.5;8.0;8.6;8.9;9.0+PTX")
+            # Building without a GPU (FORCE_CUDA=1): the common data-centre and desktop
+            # architectures this nvcc supports. With a GPU visible, torch targets that GPU.
+            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", _default_cuda_archs())
         define_macros.append(("DCN_WITH_CUDA", None))
         return [
             CUDAExtension(

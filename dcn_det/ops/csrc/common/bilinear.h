@@ -29,7 +29,7 @@ struct BilinearSample {
 template <typename T>
 DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x,
                                      BilinearSample<T>& s) {
-#pragma unroll
+DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
     s.index[j] = 0;
     s.weight[j] = T(0);
@@ -60,7 +60,7 @@ DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x,
   const T weight[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
   const T dy[4] = {-hx, -lx, hx, lx};
   const T dx[4] = {-hy, hy, -ly, ly};
-#pragma unroll
+DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
     if (inside[j]) {
       s.index[j] = index[j];

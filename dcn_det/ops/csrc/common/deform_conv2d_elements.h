@@ -91,7 +91,7 @@ DCN_INLINE void deform_conv2d_fill_sample(const DeformConv2dGeometry& g, const T
   BilinearSample<T> bs;
   deform_conv2d_bilinear_at(g, offset, s, bs);
   const T m = deform_conv2d_mask_value(g, mask, s);
-#pragma unroll
+DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
     sample_index[4 * s + j] = bs.index[j];
     sample_weight[4 * s + j] = bs.weight[j] * m;
@@ -113,7 +113,7 @@ DCN_INLINE T deform_conv2d_column_value(const DeformConv2dGeometry& g, const T* 
   const int64_t s = deform_conv2d_sample_id(g, c, k, b, p);
   const T* plane = input + (b * g.channels + c) * g.plane();
   T v = T(0);
-#pragma unroll
+DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
     v += sample_weight[4 * s + j] * plane[sample_index[4 * s + j]];
   }
@@ -130,7 +130,7 @@ DCN_INLINE void deform_conv2d_scatter_column(const DeformConv2dGeometry& g, T gr
                                              int64_t b, int64_t p, T* grad_input, AddFn add) {
   const int64_t s = deform_conv2d_sample_id(g, c, k, b, p);
   T* plane = grad_input + (b * g.channels + c) * g.plane();
-#pragma unroll
+DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
     add(plane + sample_index[4 * s + j], sample_weight[4 * s + j] * grad_col_value);
   }
@@ -156,7 +156,7 @@ DCN_INLINE void deform_conv2d_coordinate_grad(const DeformConv2dGeometry& g, con
     const T gc = grad_columns[(c * K + k) * row_stride + b * P + p];
     const T* plane = input + (b * g.channels + c) * g.plane();
     T v = T(0), vy = T(0), vx = T(0);
-#pragma unroll
+DCN_UNROLL
     for (int j = 0; j < 4; ++j) {
       const T corner = plane[bs.index[j]];
       v += bs.weight[j] * corner;

@@ -6,7 +6,9 @@
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define DCN_HOST_DEVICE __host__ __device__
 #define DCN_INLINE __host__ __device__ __forceinline__
+#define DCN_UNROLL _Pragma("unroll")
 #else
 #define DCN_HOST_DEVICE
 #define DCN_INLINE inline
+#define DCN_UNROLL  // host compilers unroll these 4-iteration loops by themselves
 #endif
