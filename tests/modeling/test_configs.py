@@ -1,0 +1,208 @@
+"""Every YAML under configs/ merges with dcn_det.engine.build_cfg and builds the model its name
+promises (full size, on CPU, from scratch). The expectations come from the file name, not
+from the merged config, so a config that silently lost an option fails here."""
+import re
+from pathlib import Path
+
+import pytest
+from detectron2.modeling import build_model
+from detectron2.modeling.poolers import ROIPooler
+
+from dcn_det.engine import build_cfg
+from dcn_det.layers import DeformConv, DeformPSRoIPool, DeformRoIPool, ModulatedDeformConv, ModulatedDeformRoIPool
+from dcn_det.modeling import DeformBottleneck, DeformROIPooler, DeformRes5ROIHeads, DeformStandardROIHeads, RFCNROIHeads
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = sorted(CONFIG_ROOT.rglob("*.yaml"))
+# Blocks per stage res2..res5.
+BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+def _id(path):
+    return str(path.relative_to(CONFIG_ROOT))
+
+
+# Configs whose name does not follow the model-zoo convention: their intent, spelled out.
+DEMO = {
+    "Base-Demo-FPN.yaml": "faster_rcnn_R_50_FPN",
+    "faster_rcnn_plain.yaml": "faster_rcnn_R_50_FPN",
+    "faster_rcnn_dcnv1.yaml": "faster_rcnn_R_50_FPN_dconv_c3-c5_dpool",
+    "faster_rcnn_dcnv2.yaml": "faster_rcnn_R_50_FPN_mdconv_c3-c5_mdpool",
+}
+BASES = {"Base-DCN-RCNN-FPN.yaml": "faster_rcnn_R_50_FPN", "Base-DCN-RCNN-C4.yaml": "faster_rcnn_R_50_C4", "Base-DCN-RFCN.yaml": "rfcn_R_50"}
+
+
+def _intent(path):
+    """What the file name promises (model-zoo naming: family, depth, [m]dconv_cX[-cY],
+    dpool / mdpool, dpsroi / mdpsroi; data set from the folder)."""
+    dataset = path.parent.name
+    if dataset == "Demo":
+        assert path.name in DEMO, f"{_id(path)}: add its intent to DEMO"
+        name = DEMO[path.name]
+    else:
+        name = BASES.get(path.name, path.name)
+    match = re.search(r"(m?)dconv_c(\d)(?:-c(\d))?", name)
+    stages = set()
+    if match:
+        first = int(match.group(2))
+        stages = set(range(first, int(match.group(3) or first) + 1))
+    pool = "mdpool" if "mdpool" in name else ("dpool" if "dpool" in name else "")
+    psroi = "modulated" if "mdpsroi" in name else ("deformable" if "dpsroi" in name else "")
+    family = "rfcn" if name.startswith("rfcn") else ("c4" if "_C4" in name else "fpn")
+    return {
+        "family": family,
+        "depth": int(re.search(r"_R_(\d+)", name).group(1)),
+        "stages": stages,
+        "modulated": bool(match and match.group(1)),
+        "pool": pool,
+        "psroi": psroi,
+        "num_classes": {"PascalVOC-Detection": 20, "Demo": 7}.get(dataset, 80),
+        "weights": path.name not in BASES and dataset != "Demo",
+    }
+
+
+def _configs(**wanted):
+    return [p for p in CONFIGS if all(_intent(p)[k] == v for k, v in wanted.items())]
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=_id)
+def built(request):
+    path = request.param
+    cfg = build_cfg(str(path), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+    return path, _intent(path), cfg, build_model(cfg)
+
+
+def test_config_folder_has_every_family_plain_dcnv1_and_dcnv2():
+    names = {p.name for p in CONFIGS}
+    for stem in (
+        "faster_rcnn_R_50_FPN_1x",
+        "faster_rcnn_R_50_FPN_dconv_c3-c5_dpool_1x",
+        "faster_rcnn_R_50_FPN_mdconv_c3-c5_mdpool_1x",
+        "faster_rcnn_R_101_C4_1x",
+        "faster_rcnn_R_101_C4_dconv_c5_dpool_1x",
+        "rfcn_R_101_1x",
+        "rfcn_R_101_dconv_c5_dpsroi_1x",
+        "rfcn_R_101_mdconv_c3-c5_mdpsroi_1x",
+    ):
+        assert stem + ".yaml" in names
+        assert stem.replace("_1x", "") + ".yaml" in names  # the VOC variant
+
+
+def _stage_blocks(model, intent):
+    """{stage index: list of blocks} for res2..res5, wherever the stage lives."""
+    backbone = model.backbone.bottom_up if intent["family"] == "fpn" else model.backbone
+    stages = {int(name[3:]): list(stage) for name, stage in zip(backbone.stage_names, backbone.stages)}
+    if intent["family"] == "c4":
+        assert 5 not in stages, "C4: res5 belongs to the ROI heads"
+        stages[5] = list(model.roi_heads.res5)
+    return stages
+
+
+def test_builds_with_the_configured_depth(built):
+    _, intent, _, model = built
+    stages = _stage_blocks(model, intent)
+    assert tuple(len(stages[i]) for i in (2, 3, 4, 5)) == BLOCKS[intent["depth"]]
+
+
+def test_deformable_blocks_are_exactly_in_the_named_stages(built):
+    _, intent, _, model = built
+    for index, blocks in _stage_blocks(model, intent).items():
+        deformable = [isinstance(b, DeformBottleneck) for b in blocks]
+        assert all(deformable) if index in intent["stages"] else not any(deformable), f"res{index}: {deformable}"
+
+
+def test_deformable_blocks_are_v1_or_v2_as_named(built):
+    _, intent, cfg, model = built
+    groups = cfg.MODEL.RESNETS.DEFORM_NUM_GROUPS
+    for blocks in _stage_blocks(model, intent).values():
+        for block in blocks:
+            if not isinstance(block, DeformBottleneck):
+                continue
+            if intent["modulated"]:
+                assert type(block.conv2) is ModulatedDeformConv
+                assert block.conv2_offset.out_channels == 27 * groups
+            else:
+                assert type(block.conv2) is DeformConv
+                assert block.conv2_offset.out_channels == 18 * groups
+
+
+def test_box_pooler_is_deformable_only_where_named(built):
+    _, intent, _, model = built
+    heads = model.roi_heads
+    if intent["family"] == "rfcn":
+        assert not any(isinstance(m, (DeformROIPooler, DeformRoIPool)) for m in model.modules())
+        return
+    pooler = heads.box_pooler if intent["family"] == "fpn" else heads.pooler
+    if intent["pool"]:
+        assert isinstance(pooler, DeformROIPooler)
+        assert isinstance(pooler.pool, ModulatedDeformRoIPool) == (intent["pool"] == "mdpool")
+    else:
+        assert isinstance(pooler, ROIPooler)
+
+
+def test_roi_heads_class_matches_the_family(built):
+    _, intent, _, model = built
+    expected = {"fpn": DeformStandardROIHeads, "c4": DeformRes5ROIHeads, "rfcn": RFCNROIHeads}[intent["family"]]
+    assert type(model.roi_heads) is expected
+
+
+def test_pooler_scales_and_size_match_the_features(built):
+    _, intent, _, model = built
+    heads = model.roi_heads
+    if intent["family"] == "rfcn":
+        assert (heads.spatial_scale, heads.group_size) == (1 / 16, 7)
+        return
+    pooler = heads.box_pooler if intent["family"] == "fpn" else heads.pooler
+    if isinstance(pooler, DeformROIPooler):
+        scales, size = list(pooler.scales), pooler.output_size
+    else:
+        scales, size = [level.spatial_scale for level in pooler.level_poolers], pooler.output_size[0]
+    assert (scales, size) == ([1 / 4, 1 / 8, 1 / 16, 1 / 32], 7) if intent["family"] == "fpn" else ([1 / 16], 14)
+
+
+@pytest.mark.parametrize("built", _configs(family="c4", pool="dpool"), ids=_id, indirect=True)
+def test_c4_dpool_pools_14x14_with_a_7x7_offset_grid_from_one_fc(built):
+    pool = built[3].roi_heads.pooler.pool
+    assert (pool.output_size, pool.part_size) == (14, 7)
+    assert len([m for m in pool.offset_fc if hasattr(m, "weight")]) == 1
+
+
+@pytest.mark.parametrize("built", _configs(family="rfcn"), ids=_id, indirect=True)
+def test_rfcn_has_deformable_psroi_pools_only_where_named(built):
+    _, intent, _, model = built
+    heads = model.roi_heads
+    assert heads.group_size == 7
+    if not intent["psroi"]:
+        assert heads.cls_pool is None and heads.bbox_pool is None
+        return
+    for pool in (heads.cls_pool, heads.bbox_pool):
+        assert isinstance(pool, DeformPSRoIPool)
+        assert pool.modulated == (intent["psroi"] == "modulated")
+
+
+@pytest.mark.parametrize("built", _configs(family="rfcn"), ids=_id, indirect=True)
+def test_rfcn_dilates_res5_to_stride_16(built):
+    backbone = built[3].backbone
+    assert backbone.output_shape()["res5"].stride == 16
+    assert [block.conv1.stride for block in backbone.res5] == [(1, 1)] * 3  # no stride in res5 (stride_in_1x1)
+    assert backbone.res5[0].conv2.dilation == (2, 2)
+
+
+@pytest.mark.parametrize("built", _configs(stages=set(), pool="", psroi=""), ids=_id, indirect=True)
+def test_plain_configs_have_no_deformable_layer(built):
+    model = built[3]
+    deformable = (DeformBottleneck, DeformConv, DeformROIPooler, DeformRoIPool, DeformPSRoIPool)
+    assert not [name for name, m in model.named_modules() if isinstance(m, deformable)]
+
+
+def test_number_of_classes_matches_the_dataset(built):
+    _, intent, cfg, model = built
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == intent["num_classes"]
+    assert model.roi_heads.num_classes == intent["num_classes"]
+
+
+@pytest.mark.parametrize("built", _configs(weights=True), ids=_id, indirect=True)
+def test_configs_start_from_the_imagenet_weights_of_their_depth(built):
+    path, intent, _, _ = built
+    weights = build_cfg(str(path)).MODEL.WEIGHTS
+    assert weights == f"detectron2://ImageNetPretrained/MSRA/R-{intent['depth']}.pkl"

@@ -1,0 +1,154 @@
+"""dcn_det.config: the keys add_dcn_config adds, and use_dcn_builders."""
+import pytest
+from detectron2.config import get_cfg
+
+import dcn_det
+from dcn_det.config import add_dcn_config, use_dcn_builders
+
+# Every key dcn_det adds, with its documented default.
+DEFAULTS = {
+    "MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE": [-1, -1, -1, -1],
+    "MODEL.DCN.POOL": "",
+    "MODEL.DCN.POOL_TRANS_STD": 0.1,
+    "MODEL.DCN.POOL_SAMPLE_PER_PART": 4,
+    "MODEL.DCN.POOL_OFFSET_FC_DIMS": [1024, 1024],
+    "MODEL.DCN.POOL_PART_SIZE": 0,
+    "MODEL.RFCN.GROUP_SIZE": 7,
+    "MODEL.RFCN.HIDDEN_DIM": 1024,
+    "MODEL.RFCN.DEFORMABLE": False,
+    "MODEL.RFCN.CLASS_AGNOSTIC_OFFSETS": False,
+    "MODEL.RFCN.MODULATED": False,
+    "MODEL.RFCN.TRANS_STD": 0.1,
+    "MODEL.RFCN.SAMPLE_PER_PART": 4,
+    "MODEL.RFCN.OHEM_ROIS": 0,
+    "MODEL.RFCN.BBOX_REG_LOSS_TYPE": "smooth_l1",
+    "MODEL.RFCN.SMOOTH_L1_BETA": 0.0,
+}
+
+
+def _get(cfg, dotted):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _flat_keys(node, prefix):
+    out = set()
+    for key, value in node.items():
+        if hasattr(value, "items"):
+            out |= _flat_keys(value, f"{prefix}{key}.")
+        else:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def test_add_dcn_config_is_exported_at_package_level():
+    assert dcn_det.add_dcn_config is add_dcn_config
+
+
+def test_add_dcn_config_adds_every_key_with_its_default():
+    cfg = add_dcn_config(get_cfg())
+    for key, default in DEFAULTS.items():
+        assert _get(cfg, key) == default, key
+
+
+def test_add_dcn_config_adds_no_undocumented_key():
+    cfg = add_dcn_config(get_cfg())
+    added = _flat_keys(cfg.MODEL.DCN, "MODEL.DCN.") | _flat_keys(cfg.MODEL.RFCN, "MODEL.RFCN.")
+    assert added == set(DEFAULTS)
+
+
+def test_add_dcn_config_leaves_detectron2_keys_unchanged():
+    plain = get_cfg()
+    cfg = add_dcn_config(get_cfg())
+    del cfg.MODEL["DCN"], cfg.MODEL["RFCN"]
+    assert cfg == plain
+
+
+def test_add_dcn_config_returns_the_cfg_it_modified():
+    cfg = get_cfg()
+    assert add_dcn_config(cfg) is cfg
+
+
+def test_add_dcn_config_twice_keeps_changed_values():
+    cfg = add_dcn_config(get_cfg())
+    cfg.MODEL.DCN.POOL = "mdpool"
+    cfg.MODEL.DCN.POOL_OFFSET_FC_DIMS = [256]
+    cfg.MODEL.RFCN.OHEM_ROIS = 128
+    add_dcn_config(cfg)
+    assert cfg.MODEL.DCN.POOL == "mdpool"
+    assert cfg.MODEL.DCN.POOL_OFFSET_FC_DIMS == [256]
+    assert cfg.MODEL.RFCN.OHEM_ROIS == 128
+    assert cfg.MODEL.RFCN.GROUP_SIZE == 7
+
+
+def test_add_dcn_config_fills_in_keys_missing_from_a_partial_section():
+    cfg = add_dcn_config(get_cfg())
+    del cfg.MODEL.DCN["POOL_TRANS_STD"]
+    cfg.MODEL.DCN.POOL = "dpool"
+    add_dcn_config(cfg)
+    assert cfg.MODEL.DCN.POOL_TRANS_STD == 0.1
+    assert cfg.MODEL.DCN.POOL == "dpool"
+
+
+def test_new_keys_can_be_overridden_from_the_command_line():
+    cfg = add_dcn_config(get_cfg())
+    cfg.merge_from_list(["MODEL.DCN.POOL", "dpool", "MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE", "[-1, -1, -1, 3]"])
+    assert cfg.MODEL.DCN.POOL == "dpool"
+    assert list(cfg.MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE) == [-1, -1, -1, 3]
+
+
+def _detectron2_cfg(backbone, roi_heads, deform_on):
+    cfg = add_dcn_config(get_cfg())
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.MODEL.ROI_HEADS.NAME = roi_heads
+    cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE = deform_on
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "backbone, roi_heads, expected_backbone, expected_roi_heads",
+    [
+        ("build_resnet_fpn_backbone", "StandardROIHeads", "build_dcn_resnet_fpn_backbone", "DeformStandardROIHeads"),
+        ("build_resnet_backbone", "Res5ROIHeads", "build_dcn_resnet_backbone", "DeformRes5ROIHeads"),
+        ("build_resnet_backbone", "StandardROIHeads", "build_dcn_resnet_backbone", "DeformStandardROIHeads"),
+    ],
+)
+def test_use_dcn_builders_switches_detectron2_names_when_a_stage_is_deformable(
+    backbone, roi_heads, expected_backbone, expected_roi_heads
+):
+    cfg = use_dcn_builders(_detectron2_cfg(backbone, roi_heads, [False, True, True, True]))
+    assert cfg.MODEL.BACKBONE.NAME == expected_backbone
+    assert cfg.MODEL.ROI_HEADS.NAME == expected_roi_heads
+
+
+def test_use_dcn_builders_switches_for_a_single_deformable_stage():
+    cfg = use_dcn_builders(_detectron2_cfg("build_resnet_backbone", "Res5ROIHeads", [False, False, False, True]))
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dcn_resnet_backbone", "DeformRes5ROIHeads")
+
+
+def test_use_dcn_builders_keeps_detectron2_names_without_deformable_stages():
+    cfg = _detectron2_cfg("build_resnet_fpn_backbone", "StandardROIHeads", [False, False, False, False])
+    use_dcn_builders(cfg)
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_resnet_fpn_backbone", "StandardROIHeads")
+
+
+def test_use_dcn_builders_keeps_names_it_has_no_equivalent_for():
+    cfg = _detectron2_cfg("my_backbone", "CascadeROIHeads", [False, True, True, True])
+    use_dcn_builders(cfg)
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("my_backbone", "CascadeROIHeads")
+
+
+def test_use_dcn_builders_keeps_dcn_det_names():
+    cfg = _detectron2_cfg("build_dcn_resnet_backbone", "RFCNROIHeads", [False, True, True, True])
+    use_dcn_builders(cfg)
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dcn_resnet_backbone", "RFCNROIHeads")
+
+
+def test_use_dcn_builders_changes_nothing_else():
+    cfg = _detectron2_cfg("build_resnet_fpn_backbone", "StandardROIHeads", [False, True, True, True])
+    expected = cfg.clone()
+    expected.MODEL.BACKBONE.NAME = "build_dcn_resnet_fpn_backbone"
+    expected.MODEL.ROI_HEADS.NAME = "DeformStandardROIHeads"
+    assert use_dcn_builders(cfg) == expected
