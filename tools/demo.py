@@ -13,7 +13,6 @@ and evaluations are reused (delete output/demo to start over).
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import statistics
 import sys
@@ -57,7 +56,7 @@ def train(name: str, cfg) -> float:
 
     done = os.path.join(cfg.OUTPUT_DIR, "demo_done.json")
     if os.path.exists(done):
-        logging.info("%s: already trained (%s)", name, done)
+        print(f"{name}: already trained ({done}); delete it to train again", flush=True)
         return json.load(open(done))["s_per_iter"]
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=True)
@@ -106,7 +105,7 @@ def table(rows) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["plain", "dcnv2"], choices=sorted(CONFIGS))
-    parser.add_argument("--iters", type=int, default=600, help="training iterations per model (4 images each)")
+    parser.add_argument("--iters", type=int, default=500, help="training iterations per model (4 images each)")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "demo"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--images", type=int, nargs=2, metavar=("TRAIN", "VAL"), default=None,
