@@ -93,13 +93,13 @@ DeformPSRoIPoolGeometry check_deform_psroi_pool_args(const at::Tensor& input,
     // One host sync for all value checks; every kernel still guards the batch index.
     const at::Tensor r = rois.to(at::kDouble);
     const at::Tensor index = r.select(1, 0);
-    const bool bad_values = !at::isfinite(r).all().item<bool>();
-    TORCH_CHECK_VALUE(!bad_values, op, ": rois contain NaN or infinite values");
-    const bool bad_index = (index != index.floor()).logical_or(index < 0)
-                               .logical_or(index >= g.batch)
-                               .any()
-                               .item<bool>();
-    TORCH_CHECK_VALUE(!bad_index, op, ": rois[:, 0] must hold integer batch indices in [0, ",
+    const at::Tensor flags =
+        at::stack({at::isfinite(r).all().logical_not(),
+                   (index != index.floor()).logical_or(index < 0).logical_or(index >= g.batch).any()})
+            .to(at::kCPU);
+    const bool* bad = flags.const_data_ptr<bool>();
+    TORCH_CHECK_VALUE(!bad[0], op, ": rois contain NaN or infinite values");
+    TORCH_CHECK_VALUE(!bad[1], op, ": rois[:, 0] must hold integer batch indices in [0, ",
                       g.batch, ") (the input batch size)");
   }
   if (grad_output != nullptr) {

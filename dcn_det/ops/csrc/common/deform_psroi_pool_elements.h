@@ -190,31 +190,27 @@ DCN_INLINE int64_t deform_psroi_bin_count(const DeformPSRoIPoolGeometry& g, cons
   return deform_psroi_for_each_sample(g, bin, [](const PSRoISample<T>&) {});
 }
 
-// Backward to the input: the bin's gradient divided by its sample count, spread
-// over the corners. add(ptr, v) is += (single writer, CPU) or an atomic add (CUDA).
+// Backward to the input: ``diff`` (the bin's gradient divided by its sample count,
+// see deform_psroi_bin_count) spread over the corners. add(ptr, v) is += (single
+// writer) or an atomic add (CUDA).
 template <typename T, typename AddFn>
 DCN_INLINE void deform_psroi_bin_input_grad(const DeformPSRoIPoolGeometry& g,
-                                            const PSRoIBin<T>& bin, T grad, T* grad_input,
+                                            const PSRoIBin<T>& bin, T diff, T* grad_input,
                                             AddFn add) {
-  const int64_t count = deform_psroi_bin_count(g, bin);
-  if (count == 0) return;
-  const T diff = grad / static_cast<T>(count);
   T* plane = grad_input + (bin.batch * g.channels + bin.channel) * g.height * g.width;
   deform_psroi_for_each_sample(
       g, bin, [&](const PSRoISample<T>& s) { deform_psroi_sample_scatter(plane, s, diff, add); });
 }
 
-// Backward to the offset: d(bin)/d(dx, dy) = d(bin)/d(sample point) * trans_std * roi size.
+// Backward to the offset, for ``diff`` as above: d(bin)/d(dx, dy) =
+// d(bin)/d(sample point) * trans_std * roi size.
 template <typename T>
 DCN_INLINE void deform_psroi_bin_offset_grad(const DeformPSRoIPoolGeometry& g, const T* input,
-                                             const PSRoIBin<T>& bin, T grad, T& grad_dx,
+                                             const PSRoIBin<T>& bin, T diff, T& grad_dx,
                                              T& grad_dy) {
   grad_dx = T(0);
   grad_dy = T(0);
   if (g.no_trans) return;
-  const int64_t count = deform_psroi_bin_count(g, bin);
-  if (count == 0) return;
-  const T diff = grad / static_cast<T>(count);
   const T* plane = deform_psroi_plane(g, input, bin);
   T sx = T(0), sy = T(0);
   deform_psroi_for_each_sample(g, bin, [&](const PSRoISample<T>& s) {

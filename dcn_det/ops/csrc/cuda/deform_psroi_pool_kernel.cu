@@ -39,10 +39,13 @@ __global__ void psroi_backward_cuda_kernel(DeformPSRoIPoolGeometry g, const T* g
   const int64_t part_area = g.part_size * g.part_size;
   DCN_CUDA_KERNEL_LOOP(e, total) {
     const auto bin = bin_of_output(g, rois, offset, e);
-    deform_psroi_bin_input_grad(g, bin, grad_output[e], grad_input, add);
+    const int64_t count = deform_psroi_bin_count(g, bin);  // also 0 for an invalid batch index
+    if (count == 0) continue;
+    const T diff = grad_output[e] / static_cast<T>(count);
+    deform_psroi_bin_input_grad(g, bin, diff, grad_input, add);
     if (!g.no_trans) {
       T gx, gy;
-      deform_psroi_bin_offset_grad(g, input, bin, grad_output[e], gx, gy);
+      deform_psroi_bin_offset_grad(g, input, bin, diff, gx, gy);
       atomicAdd(grad_offset + bin.offset_x, gx);
       atomicAdd(grad_offset + bin.offset_x + part_area, gy);
     }
