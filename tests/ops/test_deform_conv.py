@@ -181,6 +181,31 @@ def test_matches_reference_forward_and_gradients(case, device):
     assert_grads_close([None if gr is None else gr.cpu() for gr in grads], ref_grads, **tol)
 
 
+# Wide channel counts: the CPU kernel works on runs of channels that share the
+# weight group and the offset group (their gcd), splits them into blocks for the
+# input gradient, and sums dot products in 8 lanes plus a tail. These cases give
+# runs longer than one block, partial blocks, lane tails, and runs that cross from
+# one offset group to the next inside a weight group (and vice versa).
+WIDE_CASES = [
+    Case(2, 50, 6, 7, 6, (3, 3), 1, 1, 1, 1, 1, mask=True, bias=True, scale=3),
+    Case(1, 96, 5, 6, 8, (3, 3), 1, 1, 1, 2, 3, mask=True, bias=False, scale=3),
+    Case(3, 40, 6, 6, 4, (3, 3), 2, 1, 1, 4, 2, mask=False, bias=True, scale=4),
+    Case(1, 33, 7, 5, 3, (2, 3), 1, (1, 0), 2, 1, 1, mask=True, bias=True, scale=3),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", WIDE_CASES, ids=str)
+def test_wide_channel_counts_match_reference(case, device):
+    seed = 100 + WIDE_CASES.index(case)
+    tensors = make_inputs(case, seed, device=device)
+    out, grads = run_with_grads(deform_conv2d, tensors, seed, **conv_kwargs(case))
+    ref_out, ref_grads = run_with_grads(deform_conv2d_ref, [None if t is None else t.cpu() for t in tensors], seed, **conv_kwargs(case))
+    tol = dict(rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(out.cpu(), ref_out, **tol)
+    assert_grads_close([None if gr is None else gr.cpu() for gr in grads], ref_grads, **tol)
+
+
 def _sample_points(case: Case, offset: torch.Tensor):
     """Sampling coordinates (y, x), each [N, og, taps, Ho, Wo], from the spec formula."""
     (sh, sw), (ph, pw), (dh, dw) = _pair(case.stride), _pair(case.padding), _pair(case.dilation)
@@ -741,9 +766,16 @@ def test_cpu_backward_is_bitwise_deterministic(deterministic_algorithms):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA_OK, reason="CUDA not available (no GPU or the CUDA kernels were not built)")
-def test_cuda_backward_raises_under_deterministic_algorithms(deterministic_algorithms):
-    case = Case(2, 4, 6, 6, 4, (3, 3), 1, 1, 1, 1, 1, mask=True, bias=True)
-    x, offset, weight, bias, mask = [t.requires_grad_() for t in make_inputs(case, 1001, dtype=torch.float32, device="cuda")]
-    out = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
-    with pytest.raises(RuntimeError):
-        out.sum().backward()
+def test_cuda_backward_is_bitwise_deterministic_under_deterministic_algorithms(deterministic_algorithms):
+    """The CUDA kernel switches to its atomic-free col2im: equal bits run to run, and the
+    same values as the CPU kernel."""
+    case = Case(3, 8, 12, 12, 8, (3, 3), 1, 1, 1, 2, 4, mask=True, bias=True, scale=2)
+    tensors = make_inputs(case, 1000, dtype=torch.float64, device="cuda")
+    out1, grads1 = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
+    out2, grads2 = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
+    assert torch.equal(out1, out2)
+    for name, a, b in zip(GRAD_NAMES, grads1, grads2):
+        assert torch.equal(a, b), name
+    cpu_out, cpu_grads = run_with_grads(deform_conv2d, [None if t is None else t.cpu() for t in tensors], 1, **conv_kwargs(case))
+    torch.testing.assert_close(out1.cpu(), cpu_out, rtol=1e-9, atol=1e-9)
+    assert_grads_close([None if g is None else g.cpu() for g in grads1], cpu_grads, rtol=1e-9, atol=1e-9)

@@ -506,3 +506,51 @@ def test_invalid_argument_raises_value_error_naming_it(mutate, name):
     mutate(args)
     with pytest.raises(ValueError, match=re.escape(name)):
         deform_psroi_pool(*args)
+
+
+# ----------------------------------- determinism ----------------------------------------
+
+
+@pytest.fixture
+def deterministic_algorithms():
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+DETERMINISM_CASES = [c for c in CASES if c.name in (
+    "g1-p7-s4-dpool", "g3-p3-s2-classes2", "g7-p7-s4-classes3", "g1-p5-part2-s3-classes4",
+    "g6-p6-part4-s1-notrans")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", DETERMINISM_CASES, ids=[c.name for c in DETERMINISM_CASES])
+def test_backward_under_deterministic_algorithms_is_repeatable_and_correct(case, device, deterministic_algorithms):
+    """Under torch.use_deterministic_algorithms(True) the backward runs (CUDA switches to
+    its atomic-free kernels), gives the same bits twice and matches the reference."""
+    inp, rois, offset = _make_case(case, seed=7)
+    # Every RoI twice: several RoIs scatter into the same input elements and offsets.
+    rois = torch.cat([rois, rois.flip(0)])
+    offset = torch.cat([offset, offset.flip(0)])
+    grad_out = torch.randn(rois.shape[0], case.output_dim, case.pooled_size, case.pooled_size,
+                           generator=torch.Generator().manual_seed(3), dtype=F64)
+
+    def grads(dtype):
+        i = inp.to(device, dtype).requires_grad_(True)
+        o = offset.to(device, dtype).requires_grad_(True)
+        deform_psroi_pool(i, rois.to(device, dtype), o, *case.op_args()).backward(grad_out.to(device, dtype))
+        return i.grad, (o.grad if o.grad is not None else torch.zeros_like(o))
+
+    first, second = grads(torch.float32), grads(torch.float32)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+    ref_inp, ref_off = inp.clone().requires_grad_(True), offset.clone().requires_grad_(True)
+    deform_psroi_pool_reference(ref_inp, rois, ref_off, *case.op_args()).backward(grad_out)
+    ours = grads(F64)
+    torch.testing.assert_close(ours[0].cpu(), ref_inp.grad, rtol=1e-9, atol=1e-10)
+    if not case.no_trans:
+        torch.testing.assert_close(ours[1].cpu(), ref_off.grad, rtol=1e-9, atol=1e-10)

@@ -1,5 +1,7 @@
-// Host-side algorithm of deformable convolution, shared by the CPU and CUDA
-// kernels. Per chunk of images:
+// Host-side algorithm of the CUDA deformable convolution (NCHW, one thread per
+// element), plus the helpers the CPU kernel shares with it (operand conversion,
+// geometry, chunk size; the CPU algorithm itself is channels-last, see
+// cpu/deform_conv2d_kernel.cpp). Per chunk of images:
 //   1. samples  = corner indices + weights of every (image, offset group, tap, pixel)
 //   2. columns  = deformable im2col                       [C*K, nb*P]
 //   3. output   = weight (per group) @ columns            (at::bmm: BLAS / cuBLAS)
@@ -7,8 +9,8 @@
 //   grad_weight += grad_output @ columns^T,  grad_columns = weight^T @ grad_output,
 //   grad_input  = col2im(grad_columns),      grad_offset/grad_mask = coordinate grads.
 //
-// `Backend` supplies the element loops (CpuBackend in cpu/, CudaBackend in cuda/),
-// a `Guard` type constructed on the input's device, and `kDeterministicBackward`:
+// `Backend` supplies the element loops (CudaBackend in cuda/) and a `Guard` type
+// constructed on the input's device:
 //   fill_samples<T>(geom, offset, mask, nb, sample_index, sample_weight)
 //   im2col<T>(geom, input, sample_index, sample_weight, nb, columns)
 //   col2im<T>(geom, grad_columns, sample_index, sample_weight, nb, grad_input)
@@ -218,9 +220,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
     const at::Tensor& weight, const std::optional<at::Tensor>& mask, int64_t stride_h,
     int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
     int64_t groups, int64_t offset_groups) {
-  if (!Backend::kDeterministicBackward) {
-    at::globalContext().alertNotDeterministic("dcn_det::deform_conv2d backward (atomicAdd)");
-  }
   const typename Backend::Guard guard(input.device());
   return deform_conv2d_backward_impl<Backend>(
       grad_output, input, offset, weight, mask,

@@ -4,7 +4,9 @@
 //   forward<T>(geom, input, rois, offset, num_rois, output)
 //   backward<T>(geom, grad_output, input, rois, offset, num_rois, grad_input, grad_offset)
 // with grad_input / grad_offset zero-initialised (grad_offset null when no_trans), a
-// `Guard` type constructed on the input's device, and `kDeterministicBackward`.
+// `Guard` type constructed on the input's device. Each backend's backward is
+// deterministic (CUDA switches to a slower atomic-free path under
+// torch.use_deterministic_algorithms(True)).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -91,9 +93,6 @@ std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_kernel(
     const std::optional<at::Tensor>& offset, double spatial_scale, int64_t output_dim,
     int64_t group_size, int64_t pooled_size, int64_t part_size, int64_t sample_per_part,
     double trans_std, bool no_trans) {
-  if (!Backend::kDeterministicBackward) {
-    at::globalContext().alertNotDeterministic("dcn_det::deform_psroi_pool backward (atomicAdd)");
-  }
   const typename Backend::Guard guard(input.device());
   return deform_psroi_pool_backward_impl<Backend>(
       grad_output, input, rois, offset,

@@ -44,7 +44,6 @@ struct CpuBackend {
   struct Guard {
     explicit Guard(const c10::Device&) {}
   };
-  static constexpr bool kDeterministicBackward = true;  // single writer per output element
 
   template <typename T>
   static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois,

@@ -3,8 +3,10 @@
 // run in cuBLAS through at::bmm).
 //
 // col2im scatters with atomicAdd, so the input gradient is not bitwise
-// deterministic; under torch.use_deterministic_algorithms(True) the backward
-// raises instead of silently differing between runs.
+// deterministic. Under torch.use_deterministic_algorithms(True) it switches to
+// col2im_deterministic_kernel: one thread per (image, channel) plane, scattering
+// its K*P columns in a fixed order with plain adds -- bitwise reproducible, and
+// much slower (only nb*C threads).
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -55,6 +57,25 @@ __global__ void col2im_kernel(DeformConv2dGeometry g, const T* grad_columns,
 }
 
 template <typename T>
+__global__ void col2im_deterministic_kernel(DeformConv2dGeometry g, const T* grad_columns,
+                                            const int64_t* sample_index, const T* sample_weight,
+                                            int64_t nb, int64_t planes, T* grad_input) {
+  const int64_t K = g.taps();
+  const int64_t P = g.out_pixels();
+  const auto add = [](T* dst, T v) { *dst += v; };  // this thread owns the plane
+  DCN_CUDA_KERNEL_LOOP(bc, planes) {
+    const int64_t b = bc / g.channels;
+    const int64_t c = bc - b * g.channels;
+    for (int64_t k = 0; k < K; ++k) {
+      const T* gc = grad_columns + (c * K + k) * nb * P + b * P;
+      for (int64_t p = 0; p < P; ++p) {
+        deform_conv2d_scatter_column(g, gc[p], sample_index, sample_weight, c, k, b, p, grad_input, add);
+      }
+    }
+  }
+}
+
+template <typename T>
 __global__ void coordinate_grad_kernel(DeformConv2dGeometry g, const T* input, const T* offset,
                                        const T* mask, const T* grad_columns, int64_t nb,
                                        int64_t total, T* grad_offset, T* grad_mask) {
@@ -66,7 +87,6 @@ __global__ void coordinate_grad_kernel(DeformConv2dGeometry g, const T* input, c
 
 struct CudaBackend {
   using Guard = c10::cuda::CUDAGuard;
-  static constexpr bool kDeterministicBackward = false;  // col2im uses atomicAdd
 
   template <typename T>
   static void fill_samples(const DeformConv2dGeometry& g, const T* offset, const T* mask,
@@ -96,6 +116,14 @@ struct CudaBackend {
                      T* grad_input) {
     const int64_t total = g.channels * g.taps() * nb * g.out_pixels();
     if (total == 0) return;
+    if (at::globalContext().deterministicAlgorithms()) {
+      const int64_t planes = nb * g.channels;
+      col2im_deterministic_kernel<T><<<cuda_blocks_for(planes), kCudaThreads, 0,
+                                       at::cuda::getCurrentCUDAStream()>>>(
+          g, grad_columns, sample_index, sample_weight, nb, planes, grad_input);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      return;
+    }
     col2im_kernel<T><<<cuda_blocks_for(total), kCudaThreads, 0,
                        at::cuda::getCurrentCUDAStream()>>>(g, grad_columns, sample_index,
                                                            sample_weight, nb, total, grad_input);
