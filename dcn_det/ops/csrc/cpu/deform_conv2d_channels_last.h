@@ -90,40 +90,48 @@ inline int64_t padded_bilinear(const ChannelsLastGeometry& cl, T y, T x, T weigh
   return (row * cl.padded_width() + col) * g.channels;
 }
 
-// Forward: columns[b*P + p, column(c, k)] = mask * bilinear(input[b, c], point(b, k, p)).
+// Forward: columns[b*P + p, column(c, k)] = mask * bilinear(input[b, c], point(b, k, p)),
+// for rows r in [r0, r1); row r is written at columns + (r - r0) * row_length.
 template <typename T>
-void im2col_channels_last(const ChannelsLastGeometry& cl, const T* padded_input, const T* offset,
-                          const T* mask, int64_t nb, T* columns) {
+void im2col_rows(const ChannelsLastGeometry& cl, const T* padded_input, const T* offset, const T* mask,
+                 int64_t r0, int64_t r1, T* columns) {
   const DeformConv2dGeometry& g = cl.g;
   const int64_t P = g.out_pixels(), K = g.taps(), G = g.offset_groups;
   const int64_t cpg = g.channels_per_offset_group(), run = cl.run_length();
   int64_t corner[4];
   cl.corner_offsets(corner);
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(cl.row_length(), 1));
-  at::parallel_for(0, nb * P, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / P, p = r - b * P;
-      const T* image = padded_input + b * cl.padded_image();
-      T* row = columns + r * cl.row_length();
-      for (int64_t og = 0; og < G; ++og) {
-        for (int64_t k = 0; k < K; ++k) {
-          T y, x, w[4];
-          deform_conv2d_sampling_point(g, offset, b, og, k, p, y, x);
-          const int64_t base = padded_bilinear<T>(cl, y, x, w, nullptr, nullptr);
-          const T m = g.use_mask ? mask[((b * G + og) * K + k) * P + p] : T(1);
-          for (int64_t c0 = og * cpg; c0 < (og + 1) * cpg; c0 += run) {
-            T* dst = row + cl.column(c0, k);
-            if (base < 0) {
-              std::fill(dst, dst + run, T(0));
-            } else {
-              const T* src = image + base + c0;
-              weighted_sum4(dst, src + corner[0], src + corner[1], src + corner[2], src + corner[3],
-                            w[0] * m, w[1] * m, w[2] * m, w[3] * m, run);
-            }
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / P, p = r - b * P;
+    const T* image = padded_input + b * cl.padded_image();
+    T* row = columns + (r - r0) * cl.row_length();
+    for (int64_t og = 0; og < G; ++og) {
+      for (int64_t k = 0; k < K; ++k) {
+        T y, x, w[4];
+        deform_conv2d_sampling_point(g, offset, b, og, k, p, y, x);
+        const int64_t base = padded_bilinear<T>(cl, y, x, w, nullptr, nullptr);
+        const T m = g.use_mask ? mask[((b * G + og) * K + k) * P + p] : T(1);
+        for (int64_t c0 = og * cpg; c0 < (og + 1) * cpg; c0 += run) {
+          T* dst = row + cl.column(c0, k);
+          if (base < 0) {
+            std::fill(dst, dst + run, T(0));
+          } else {
+            const T* src = image + base + c0;
+            weighted_sum4(dst, src + corner[0], src + corner[1], src + corner[2], src + corner[3],
+                          w[0] * m, w[1] * m, w[2] * m, w[3] * m, run);
           }
         }
       }
     }
+  }
+}
+
+// All nb*P rows, in parallel.
+template <typename T>
+void im2col_channels_last(const ChannelsLastGeometry& cl, const T* padded_input, const T* offset,
+                          const T* mask, int64_t nb, T* columns) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(cl.row_length(), 1));
+  at::parallel_for(0, nb * cl.g.out_pixels(), grain, [&](int64_t begin, int64_t end) {
+    im2col_rows(cl, padded_input, offset, mask, begin, end, columns + begin * cl.row_length());
   });
 }
 

@@ -22,6 +22,7 @@
 
 #include "../common/deform_conv2d_driver.h"
 #include "deform_conv2d_channels_last.h"
+#include "transpose.h"
 #include "workspace.h"
 
 namespace dcn_det {
@@ -38,7 +39,9 @@ at::Tensor pad_channels_last(const at::Tensor& input, cpu::WorkspaceSlot slot) {
   padded.select(1, h + 1).zero_();
   padded.select(2, 0).zero_();
   padded.select(2, w + 1).zero_();
-  padded.narrow(1, 1, h).narrow(2, 1, w).copy_(input.permute({0, 2, 3, 1}));
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dcn_det::pad_channels_last", [&] {
+    cpu::nchw_to_padded_nhwc(input.const_data_ptr<scalar_t>(), nb, c, h, w, padded.mutable_data_ptr<scalar_t>());
+  });
   return padded;
 }
 
@@ -54,20 +57,25 @@ at::Tensor group_columns(const at::Tensor& columns, int64_t groups, int64_t gi) 
   return columns.narrow(1, gi * width, width);
 }
 
-// columns [nb*P, K*C] times W'^T, per weight group, plus bias (if defined):
-// [Co, nb*P] (any strides).
-// float32 goes through a 1x1 convolution over a channels-last view of the columns:
-// ATen hands it to oneDNN, whose kernels run this product 20-30% faster than the
-// BLAS at::mm on our shapes (measured, docs/benchmarks.md). Other dtypes: at::mm.
+// rows [nb*P, Co] (row stride ld) = columns [nb*P, K*C] times W'^T per weight
+// group, plus bias (if defined). float32 runs it as a 1x1 convolution over a
+// channels-last view of the columns, straight to oneDNN (20-30% faster than the
+// BLAS at::mm on our shapes, measured; called directly because at::conv2d's
+// heuristics send some of these shapes to its slow im2col path). Other dtypes,
+// or oneDNN disabled: at::mm.
 template <typename T>
 at::Tensor columns_times_weight(const at::Tensor& columns, const at::Tensor& wt, int64_t groups,
                                 const at::Tensor& bias) {
   const int64_t rows = columns.size(0), width = columns.size(1);
   const int64_t co = wt.size(0) * wt.size(1);
-  if (std::is_same_v<T, float>) {
+  if (std::is_same_v<T, float> && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN()) {
     const at::Tensor x = columns.as_strided({1, width, 1, rows}, {rows * width, 1, rows * width, width});
     const int64_t one[] = {1, 1}, zero[] = {0, 0};
-    return at::conv2d(x, wt.view({co, -1, 1, 1}), bias, one, zero, one, groups).view({co, rows});
+    at::Tensor y = at::mkldnn_convolution(x, wt.view({co, -1, 1, 1}), bias, zero, one, one, groups);
+    if (y.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+      return y.permute({0, 2, 3, 1}).view({rows, co});
+    }
+    return y.view({co, rows}).t().contiguous();  // oneDNN chose NCHW: not expected
   }
   // [nb*P, Co] = columns @ W'^T: BLAS runs this orientation faster than W' @ columns^T.
   at::Tensor out = at::empty({rows, co}, columns.options());
@@ -78,7 +86,7 @@ at::Tensor columns_times_weight(const at::Tensor& columns, const at::Tensor& wt,
   if (bias.defined()) {
     out.add_(bias);
   }
-  return out.t();
+  return out;
 }
 
 template <typename T>
@@ -94,7 +102,9 @@ void forward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& input, cons
                                offset.const_data_ptr<T>() + b0 * offset.size(1) * P,
                                g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr,
                                nb, columns.mutable_data_ptr<T>());
-  output.narrow(0, b0, nb).copy_(columns_times_weight<T>(columns, wt, groups, bias).view({groups * cog, nb, g.out_h, g.out_w}).transpose(0, 1));
+  const at::Tensor rows = columns_times_weight<T>(columns, wt, groups, bias);  // [nb*P, Co]
+  cpu::nhwc_to_nchw(rows.const_data_ptr<T>(), rows.stride(0), nb, groups * cog, P,
+                    output.mutable_data_ptr<T>() + b0 * groups * cog * P);
 }
 
 at::Tensor forward_kernel(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& weight_,
@@ -164,8 +174,8 @@ void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_outpu
                                .zero_();
   cpu::col2im_channels_last<T>(cl, grad_columns.const_data_ptr<T>(), corners, nb,
                                grad_padded.mutable_data_ptr<T>());
-  out.grad_input.narrow(0, b0, nb).copy_(
-      grad_padded.narrow(1, 1, g.height).narrow(2, 1, g.width).permute({0, 3, 1, 2}));
+  cpu::padded_nhwc_to_nchw(grad_padded.const_data_ptr<T>(), nb, g.channels, g.height, g.width,
+                           out.grad_input.mutable_data_ptr<T>() + b0 * g.channels * g.plane());
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_kernel(
