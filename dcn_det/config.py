@@ -54,6 +54,19 @@ def add_dcn_config(cfg: CN) -> CN:
     # Box regression loss: "smooth_l1" or "giou".
     rfcn.BBOX_REG_LOSS_TYPE = "smooth_l1"
     rfcn.SMOOTH_L1_BETA = 0.0
+    # Normal-init std of the score-map convs (and of the hidden conv with HIDDEN_INIT
+    # "normal"); 0.01 as in the original implementation.
+    rfcn.HEAD_INIT_STD = 0.01
+    # Init of the hidden 1x1 conv: "normal" (std HEAD_INIT_STD, the original) or "msra" (He,
+    # fan-out: detectron2's c2_msra_fill): unit-scale hidden features for heads from scratch.
+    rfcn.HIDDEN_INIT = "normal"
+    # Learning-rate factor of the head's three 1x1 convs under SGD (sqrt(f) under Adam), by
+    # reparametrisation: each computes sqrt(f) * conv(x) with weights initialised sqrt(f)
+    # times smaller, so it works with any trainer and optimizer config. Average voting over
+    # the k*k bins slows the head down; from scratch (configs/Demo/Base-Demo-RFCN.yaml) 50
+    # lets it learn. 1 = the original head. Keep it between training and testing: it is part
+    # of the model, like the weights it scales.
+    rfcn.HEAD_LR_FACTOR = 1.0
 
     _merge_missing(cfg, defaults)
     return cfg

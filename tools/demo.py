@@ -2,11 +2,12 @@
 """The main job: train a plain and a deformable Faster R-CNN from scratch on the generated
 shapes data set, evaluate both on a validation split like the training data and on one
 with unseen scales/rotations/shears, and report AP side by side with pictures of where
-the deformable layers sample.
+the deformable layers sample and where deformable RoI pooling moves its bins.
 
     python tools/demo.py                       # default budget (about 20 min on 2 CPU cores)
     python tools/demo.py --iters 300           # shorter; --iters 3000 for a better model
     python tools/demo.py --models plain dcnv1 dcnv2
+    python tools/demo.py --models rfcn_plain rfcn_dcnv2   # the R-FCN pair (configs/Demo/rfcn_*.yaml)
 Interrupted? Run it again: training resumes from the last checkpoint, finished models
 and evaluations are reused (delete output/demo to start over).
 """
@@ -24,9 +25,14 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # visualize_dcn beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {name: os.path.join(ROOT, "configs", "Demo", f"faster_rcnn_{name}.yaml") for name in ("plain", "dcnv1", "dcnv2")}
+CONFIGS = {
+    **{name: os.path.join(ROOT, "configs", "Demo", f"faster_rcnn_{name}.yaml") for name in ("plain", "dcnv1", "dcnv2")},
+    **{name: os.path.join(ROOT, "configs", "Demo", f"{name}.yaml") for name in ("rfcn_plain", "rfcn_dcnv2")},
+}
 SPLITS = ("shapes_dcn_val", "shapes_dcn_val_scaled")
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+POOLING_BOXES = 3  # detections drawn in pooling_offsets.png
+POOLING_SCAN = 20  # ... on the image, of the first 20 of shapes_dcn_val, with the most confident detection
 
 
 def model_cfg(name: str, args):
@@ -102,6 +108,44 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def most_confident(model, records):
+    """The record whose best detection by ``model`` scores highest (the first if none detects)."""
+    best, best_score = records[0], -1.0
+    for record in records:
+        image = cv2.imread(record["file_name"])
+        with torch.no_grad():
+            scores = model([{"image": torch.as_tensor(image.astype("float32").transpose(2, 0, 1)),
+                             "height": image.shape[0], "width": image.shape[1]}])[0]["instances"].scores
+        if len(scores) and float(scores.max()) > best_score:
+            best, best_score = record, float(scores.max())
+    return best
+
+
+def draw_figures(models, output: str) -> dict:
+    """Write sampling_locations.png (two or more models) and pooling_offsets.png (any model
+    with deformable RoI pooling) under ``output``; return {"sampling"|"pooling": path}."""
+    from detectron2.data import DatasetCatalog
+
+    from dcn_det.data import CLASSES
+    from visualize_dcn import has_deformable_pooling, pooling_figure, sampling_figure
+
+    figures = {}
+    if len(models) > 1:
+        record = DatasetCatalog.get("shapes_dcn_val_scaled")[0]
+        image = cv2.imread(record["file_name"])
+        centers = [(a["bbox"][0] + a["bbox"][2] / 2, a["bbox"][1] + a["bbox"][3] / 2) for a in record["annotations"][:2]]
+        figures["sampling"] = os.path.join(output, "sampling_locations.png")
+        cv2.imwrite(figures["sampling"], sampling_figure(models, image, centers))
+    deformable = [model for _, model in models if has_deformable_pooling(model)]
+    if deformable:
+        record = most_confident(deformable[0], DatasetCatalog.get("shapes_dcn_val")[:POOLING_SCAN])
+        image = cv2.imread(record["file_name"])
+        gt = [(x, y, x + w, y + h) for x, y, w, h in (a["bbox"] for a in record["annotations"])]
+        figures["pooling"] = os.path.join(output, "pooling_offsets.png")
+        cv2.imwrite(figures["pooling"], pooling_figure(models, image, POOLING_BOXES, gt, CLASSES))
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["plain", "dcnv2"], choices=sorted(CONFIGS))
@@ -110,7 +154,8 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--images", type=int, nargs=2, metavar=("TRAIN", "VAL"), default=None,
                         help="generate smaller splits (e.g. 40 16 for a smoke test); stored under OUTPUT/data")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for every model")
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="KEY VALUE config overrides for every model (last, and not right after --models)")
     args = parser.parse_args()
     if args.iters < 10:
         parser.error("--iters must be >= 10")
@@ -149,17 +194,7 @@ def main():
             print(f"=== evaluating {name} on {split}", flush=True)
             rows.append((name, split, evaluate(name, cfg, model, split), s_iter))
 
-    figure = None
-    if len(models) > 1:
-        from detectron2.data import DatasetCatalog
-
-        from visualize_dcn import sampling_figure
-
-        record = DatasetCatalog.get("shapes_dcn_val_scaled")[0]
-        image = cv2.imread(record["file_name"])
-        centers = [(a["bbox"][0] + a["bbox"][2] / 2, a["bbox"][1] + a["bbox"][3] / 2) for a in record["annotations"][:2]]
-        figure = os.path.join(args.output, "sampling_locations.png")
-        cv2.imwrite(figure, sampling_figure(models, image, centers))
+    figures = draw_figures(models, args.output)
 
     minutes = (time.time() - t0) / 60
     text = table(rows)
@@ -174,15 +209,23 @@ def main():
         "",
         text,
     ]
-    if figure:
-        report += ["", f"![sampling locations]({os.path.basename(figure)})", "",
+    if "sampling" in figures:
+        report += ["", f"![sampling locations]({os.path.basename(figures['sampling'])})", "",
                    "Red: the 729 sampling locations of the last three 3x3 convs of res4 for the green activation point."]
+    if "pooling" in figures:
+        report += ["", f"![deformable RoI pooling bins]({os.path.basename(figures['pooling'])})", "",
+                   "Deformable RoI pooling on the `shapes_dcn_val` image (of the first "
+                   f"{POOLING_SCAN}) with the most confident detection, for each model that has it: its top "
+                   f"{POOLING_BOXES} boxes (ground-truth boxes where it detects nothing), the regular 7x7 bins (grey) and "
+                   "each bin moved by its learned offset (colour, arrow; the shift is offset x trans_std x RoI "
+                   "width/height); dot size and opacity show the modulation mask."]
     _write_json(os.path.join(args.output, "results.json"), [{"model": n, "split": s, **r, "train_s_per_iter": t} for n, s, r, t in rows])
     with open(os.path.join(args.output, "report.md.tmp"), "w") as f:
         f.write("\n".join(report) + "\n")
     os.replace(os.path.join(args.output, "report.md.tmp"), os.path.join(args.output, "report.md"))
     print("\n" + text)
-    print(f"\nreport: {os.path.join(args.output, 'report.md')}" + (f", figure: {figure}" if figure else "") + f" ({minutes:.1f} min)")
+    shown = ", ".join(figures.values())
+    print(f"\nreport: {os.path.join(args.output, 'report.md')}" + (f", figures: {shown}" if shown else "") + f" ({minutes:.1f} min)")
 
 
 if __name__ == "__main__":

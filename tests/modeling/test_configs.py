@@ -28,6 +28,9 @@ DEMO = {
     "faster_rcnn_plain.yaml": "faster_rcnn_R_50_FPN",
     "faster_rcnn_dcnv1.yaml": "faster_rcnn_R_50_FPN_dconv_c3-c5_dpool",
     "faster_rcnn_dcnv2.yaml": "faster_rcnn_R_50_FPN_mdconv_c3-c5_mdpool",
+    "Base-Demo-RFCN.yaml": "rfcn_R_50",
+    "rfcn_plain.yaml": "rfcn_R_50",
+    "rfcn_dcnv2.yaml": "rfcn_R_50_mdconv_c3-c5_mdpsroi",
 }
 BASES = {"Base-DCN-RCNN-FPN.yaml": "faster_rcnn_R_50_FPN", "Base-DCN-RCNN-C4.yaml": "faster_rcnn_R_50_C4", "Base-DCN-RFCN.yaml": "rfcn_R_50"}
 
@@ -206,3 +209,54 @@ def test_configs_start_from_the_imagenet_weights_of_their_depth(built):
     path, intent, _, _ = built
     weights = build_cfg(str(path)).MODEL.WEIGHTS
     assert weights == f"detectron2://ImageNetPretrained/MSRA/R-{intent['depth']}.pkl"
+
+
+# --- the demo's R-FCN settings for training from scratch with SGD (MODEL.RFCN.HIDDEN_INIT, HEAD_LR_FACTOR) ---
+
+
+def _demo_rfcn_head(*opts):
+    import torch
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.roi_heads import build_roi_heads
+
+    cfg = build_cfg(str(CONFIG_ROOT / "Demo" / "rfcn_plain.yaml"), ["MODEL.RFCN.HIDDEN_DIM", "16", *opts])
+    torch.manual_seed(0)
+    return build_roi_heads(cfg, {"res5": ShapeSpec(channels=32, stride=16)})
+
+
+def test_demo_rfcn_configs_use_the_from_scratch_head_settings():
+    for name in ("rfcn_plain.yaml", "rfcn_dcnv2.yaml"):
+        rfcn = build_cfg(str(CONFIG_ROOT / "Demo" / name)).MODEL.RFCN
+        assert (rfcn.HIDDEN_INIT, rfcn.HEAD_LR_FACTOR, rfcn.HEAD_INIT_STD) == ("msra", 50.0, 0.01)
+    rfcn = build_cfg(str(CONFIG_ROOT / "COCO-Detection" / "rfcn_R_101_1x.yaml")).MODEL.RFCN
+    assert (rfcn.HIDDEN_INIT, rfcn.HEAD_LR_FACTOR, rfcn.HEAD_INIT_STD) == ("normal", 1.0, 0.01)  # the original head
+
+
+def test_rfcn_head_lr_factor_keeps_the_function_at_init_and_multiplies_sgd_steps():
+    import torch
+    from detectron2.structures import Boxes
+
+    factor = 50.0
+    plain, scaled = _demo_rfcn_head("MODEL.RFCN.HEAD_LR_FACTOR", "1.0").double(), _demo_rfcn_head().double()
+    feature = torch.randn(1, 32, 8, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    boxes = [Boxes(torch.tensor([[10.0, 12.0, 90.0, 100.0], [40.0, 8.0, 150.0, 70.0]], dtype=torch.float64))]
+    changes = []
+    for heads in (plain, scaled):
+        logits, deltas = heads.predict(feature, boxes)
+        changes.append(logits)
+        before = [c.weight.detach().clone() * heads.head_gain for c in (heads.conv_new, heads.rfcn_cls, heads.rfcn_bbox)]
+        optimizer = torch.optim.SGD(heads.parameters(), lr=1e-3)
+        (logits.square().sum() + deltas.square().sum()).backward()
+        optimizer.step()
+        after = [c.weight.detach() * heads.head_gain for c in (heads.conv_new, heads.rfcn_cls, heads.rfcn_bbox)]
+        changes.append([a - b for a, b in zip(after, before)])
+    torch.testing.assert_close(changes[2], changes[0], rtol=1e-5, atol=1e-9)  # same outputs at init
+    for step_plain, step_scaled in zip(changes[1], changes[3]):  # effective weights move `factor` times as far
+        torch.testing.assert_close(step_scaled, factor * step_plain, rtol=1e-4, atol=1e-12)
+
+
+def test_rfcn_hidden_init_is_validated():
+    with pytest.raises(ValueError, match="HIDDEN_INIT"):
+        _demo_rfcn_head("MODEL.RFCN.HIDDEN_INIT", "xavier")
+    with pytest.raises(ValueError, match="HEAD_LR_FACTOR"):
+        _demo_rfcn_head("MODEL.RFCN.HEAD_LR_FACTOR", "0.0")

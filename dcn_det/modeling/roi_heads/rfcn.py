@@ -9,7 +9,15 @@ On a single feature map (ResNet res5 at stride 16, RESNETS.RES5_DILATION 2):
   softmax cross-entropy + smooth-L1 (or GIoU) loss, optionally on the hardest RoIs only (OHEM),
   and detectron2's Fast R-CNN inference (score threshold, per-class NMS, detections per image).
 Class index C is background, as everywhere in detectron2.
+
+Training from scratch with SGD (the demo): average voting divides the gradient reaching each
+of the k*k score maps by k*k, so the std-0.01 head of the original barely moves in a few
+hundred iterations. MODEL.RFCN.HIDDEN_INIT "msra" and MODEL.RFCN.HEAD_LR_FACTOR (a
+learning-rate factor for the head's 1x1 convs, by reparametrisation) let it learn; their
+defaults keep the original head.
 """
+import math
+
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -23,6 +31,7 @@ from detectron2.modeling.roi_heads import ROIHeads
 from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference
 from detectron2.structures import Boxes, Instances
 from fvcore.nn import giou_loss, smooth_l1_loss
+from fvcore.nn.weight_init import c2_msra_fill
 from torch import Tensor, nn
 
 from dcn_det.layers import DeformPSRoIPool
@@ -52,6 +61,9 @@ class RFCNROIHeads(ROIHeads):
         ohem_rois: int = 0,
         bbox_reg_loss_type: str = "smooth_l1",
         smooth_l1_beta: float = 0.0,
+        head_init_std: float = 0.01,
+        hidden_init: str = "normal",
+        head_lr_factor: float = 1.0,
         test_score_thresh: float = 0.05,
         test_nms_thresh: float = 0.5,
         test_topk_per_image: int = 100,
@@ -62,6 +74,12 @@ class RFCNROIHeads(ROIHeads):
             raise ValueError("MODEL.RFCN.MODULATED needs MODEL.RFCN.DEFORMABLE")
         if bbox_reg_loss_type not in ("smooth_l1", "giou"):
             raise ValueError(f'MODEL.RFCN.BBOX_REG_LOSS_TYPE must be "smooth_l1" or "giou", got {bbox_reg_loss_type!r}')
+        if hidden_init not in ("normal", "msra"):
+            raise ValueError(f'MODEL.RFCN.HIDDEN_INIT must be "normal" or "msra", got {hidden_init!r}')
+        if not head_init_std > 0:
+            raise ValueError(f"MODEL.RFCN.HEAD_INIT_STD must be > 0, got {head_init_std}")
+        if not head_lr_factor > 0:
+            raise ValueError(f"MODEL.RFCN.HEAD_LR_FACTOR must be > 0, got {head_lr_factor}")
         self.in_feature = in_feature
         self.spatial_scale = 1.0 / feature_stride
         self.group_size = group_size
@@ -79,9 +97,18 @@ class RFCNROIHeads(ROIHeads):
         self.conv_new = Conv2d(in_channels, hidden_dim, kernel_size=1, activation=F.relu)
         self.rfcn_cls = Conv2d(hidden_dim, k2 * scores, kernel_size=1)
         self.rfcn_bbox = Conv2d(hidden_dim, k2 * 4, kernel_size=1)
+        # Each conv computes gain * conv(x; v) with v initialised gain times smaller: the same
+        # function at step 0, while an SGD step on v (gradient gain times larger) moves the
+        # effective weights gain * v gain^2 = HEAD_LR_FACTOR times as far.
+        self.head_gain = math.sqrt(head_lr_factor)
         for conv in (self.conv_new, self.rfcn_cls, self.rfcn_bbox):
-            nn.init.normal_(conv.weight, std=0.01)
-            nn.init.zeros_(conv.bias)
+            if conv is self.conv_new and hidden_init == "msra":
+                c2_msra_fill(conv)
+            else:
+                nn.init.normal_(conv.weight, std=head_init_std)
+                nn.init.zeros_(conv.bias)
+            with torch.no_grad():
+                conv.weight /= self.head_gain
         self.cls_pool: Optional[DeformPSRoIPool] = None
         self.bbox_pool: Optional[DeformPSRoIPool] = None
         if deformable:
@@ -113,6 +140,9 @@ class RFCNROIHeads(ROIHeads):
             ohem_rois=rfcn.OHEM_ROIS,
             bbox_reg_loss_type=rfcn.BBOX_REG_LOSS_TYPE,
             smooth_l1_beta=rfcn.SMOOTH_L1_BETA,
+            head_init_std=rfcn.HEAD_INIT_STD,
+            hidden_init=rfcn.HIDDEN_INIT,
+            head_lr_factor=rfcn.HEAD_LR_FACTOR,
             test_score_thresh=cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST,
             test_nms_thresh=cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST,
             test_topk_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
@@ -121,8 +151,8 @@ class RFCNROIHeads(ROIHeads):
 
     def predict(self, feature: Tensor, boxes: List[Boxes]) -> Tuple[Tensor, Tensor]:
         """Class logits ``[R, C+1]`` and class-agnostic box deltas ``[R, 4]`` for the boxes."""
-        x = self.conv_new(feature)
-        cls_maps, bbox_maps = self.rfcn_cls(x), self.rfcn_bbox(x)
+        x = self.hidden(feature)
+        cls_maps, bbox_maps = self._scaled(self.rfcn_cls(x)), self._scaled(self.rfcn_bbox(x))
         rois = convert_boxes_to_pooler_format(boxes)
         if self.cls_pool is not None:
             cls_bins = self.cls_pool(x, cls_maps, rois)
@@ -132,6 +162,14 @@ class RFCNROIHeads(ROIHeads):
             bbox_bins = self._ps_pool(bbox_maps, rois, 4)
         # Average voting over the k x k position-sensitive bins.
         return cls_bins.mean(dim=(2, 3)), bbox_bins.mean(dim=(2, 3))
+
+    def hidden(self, feature: Tensor) -> Tensor:
+        """The hidden features ``[N, HIDDEN_DIM, H, W]`` the score maps (and deformable
+        offsets) are computed from."""
+        return self._scaled(self.conv_new(feature))  # ReLU commutes with a positive gain
+
+    def _scaled(self, x: Tensor) -> Tensor:
+        return x if self.head_gain == 1.0 else x * self.head_gain
 
     def _ps_pool(self, maps: Tensor, rois: Tensor, output_dim: int) -> Tensor:
         k = self.group_size
