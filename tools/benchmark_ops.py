@@ -18,9 +18,9 @@ cannot look good.
 
 Layout: a benchmark *group* is a function ``(Settings) -> Iterator[Row]`` listed in
 GROUPS. Rows are (group, case, impl, device, dtype, fwd ms, fwd+bwd ms, checks);
-one printer turns any list of rows into the table. Later groups (deformable PS-RoI
-pooling vs torchvision.ops.ps_roi_align / roi_align, a Faster R-CNN training
-iteration) are added as further functions in GROUPS.
+one printer turns any list of rows into the table. Groups: deform_conv2d,
+deform_psroi_pool (vs torchvision.ops.ps_roi_align / roi_align) and model (a Faster
+R-CNN R-50-FPN inference and training iteration, plain vs deformable).
 
 This is a command-line tool only; nothing in the dcn_det library imports it.
 Progress goes to stderr, the table to stdout (so ``> table.md`` captures just the table).
@@ -382,10 +382,111 @@ def bench_deform_psroi_pool(settings: Settings) -> Iterator[Row]:
                 yield Row(group, name, impl, device, "float32", fwd_ms, fwd_bwd_ms, anchor=anchor, note=note)
 
 
+# ------------------------------------------------------------- group: model
+
+# The issue's in-model target: a Faster R-CNN R-50-FPN training iteration with
+# deformable convolution in every 3x3 conv of res3-res5, against the plain model,
+# same input and everything else. Small input (2 cores): one 320x448 image with 3
+# boxes, random initial weights. The deformable models get the plain model's weights
+# (their offset/mask convs start at zero, as in training), so the RPN proposes the
+# same boxes and the heads cost the same: with independent random weights the
+# proposals, and with them roi_align's adaptive sampling cost, differ from model to
+# model by more than the deformable layers cost.
+MODEL_CASES = [  # (row label, config under configs/, is the anchor)
+    ("plain R-50-FPN", "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml", True),
+    ("dconv c3-c5 (DCNv1)", "COCO-Detection/faster_rcnn_R_50_FPN_dconv_c3-c5_1x.yaml", False),
+    ("mdconv c3-c5 (DCNv2)", "COCO-Detection/faster_rcnn_R_50_FPN_mdconv_c3-c5_1x.yaml", False),
+]
+MODEL_IMAGE = (320, 448)
+MODEL_QUICK_IMAGE = (64, 96)
+
+
+def _model_batch(device: str, seed: int, size: Tuple[int, int]):
+    from detectron2.structures import Boxes, Instances
+
+    gen = torch.Generator().manual_seed(seed)
+    h, w = size
+    image = (torch.rand(3, h, w, generator=gen) * 255).to(device)
+    instances = Instances((h, w))
+    instances.gt_boxes = Boxes(torch.tensor([[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h],
+                                             [0.4 * w, 0.3 * h, 0.9 * w, 0.8 * h],
+                                             [0.2 * w, 0.5 * h, 0.4 * w, 0.9 * h]], device=device))
+    instances.gt_classes = torch.tensor([1, 5, 17], device=device)
+    return [{"image": image, "height": h, "width": w, "instances": instances}]
+
+
+def bench_model(settings: Settings) -> Iterator[Row]:
+    """fwd = inference of the model (eval mode); fwd+bwd = one training iteration
+    (train mode: losses, then backward; no optimizer step). Backbone rows: forward of
+    ResNet+FPN, and forward + backward of the sum of its outputs."""
+    group = "model"
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    size = MODEL_QUICK_IMAGE if settings.quick else MODEL_IMAGE
+    case = f"Faster R-CNN R-50-FPN, 1x3x{size[0]}x{size[1]}"
+    # The backbone (ResNet + FPN) alone: where the models differ. The whole model's time
+    # also moves with the proposals the RPN makes (roi_align cost grows with box size and
+    # FPN level), which differ once DCNv2's modulation (0.5 at init) changes the features.
+    backbone_case = f"R-50-FPN backbone only, 1x3x{size[0]}x{size[1]}"
+    try:
+        from detectron2.modeling import build_model
+        from detectron2.utils.events import EventStorage
+
+        from dcn_det.engine import build_cfg
+    except ImportError as exc:
+        progress(f"[{group}] skipped: {short_error(exc)}")
+        yield Row(group, case, "all", "-", "float32", note=f"needs detectron2 ({short_error(exc)})")
+        return
+    for device in settings.devices:
+        batch = _model_batch(device, settings.seed, size)
+        shared = None  # the anchor's weights
+        for impl, config, anchor in MODEL_CASES:
+            label = f"[{group} {device}] {impl}"
+            opts = ["MODEL.DEVICE", device, "MODEL.WEIGHTS", ""]
+            torch.manual_seed(settings.seed)
+            model = build_model(build_cfg(os.path.join(root, config), opts))
+            if shared is None:
+                shared = {k: v.clone() for k, v in model.state_dict().items()}
+            else:
+                missing, unexpected = model.load_state_dict(shared, strict=False)
+                assert not unexpected and all("offset" in k for k in missing), (missing, unexpected)
+
+            def inference() -> None:
+                model.eval()
+                with torch.no_grad():
+                    model(batch)
+
+            def training_iteration() -> None:
+                model.train()
+                model.zero_grad(set_to_none=True)
+                with EventStorage():  # the training losses log into one
+                    sum(model(batch).values()).backward()
+
+            images = model.preprocess_image(batch).tensor
+
+            def backbone_forward() -> None:
+                with torch.no_grad():
+                    model.backbone(images)
+
+            def backbone_training() -> None:
+                model.zero_grad(set_to_none=True)
+                sum(f.sum() for f in model.backbone(images).values()).backward()
+
+            for row_case, steps in ((case, (inference, training_iteration)),
+                                    (backbone_case, (backbone_forward, backbone_training))):
+                times = {}
+                for name, step in zip(("fwd", "fwd+bwd"), steps):
+                    progress(f"  {label} {row_case} {name} ...")
+                    times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
+                    progress(f"  {label} {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
+                yield Row(group, row_case, impl, device, "float32", times["fwd"], times["fwd+bwd"], anchor=anchor)
+            del model
+
+
 # Registry of benchmark groups, run in this order. Add new groups here.
 GROUPS: Dict[str, Callable[[Settings], Iterator[Row]]] = {
     "deform_conv2d": bench_deform_conv2d,
     "deform_psroi_pool": bench_deform_psroi_pool,
+    "model": bench_model,
 }
 
 

@@ -149,7 +149,7 @@ def draw_figures(models, output: str) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["plain", "dcnv2"], choices=sorted(CONFIGS))
-    parser.add_argument("--iters", type=int, default=500, help="training iterations per model (4 images each)")
+    parser.add_argument("--iters", type=int, default=700, help="training iterations per model (4 images each)")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "demo"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--images", type=int, nargs=2, metavar=("TRAIN", "VAL"), default=None,

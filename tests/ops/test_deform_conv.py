@@ -741,17 +741,6 @@ def test_non_contiguous_inputs_match_contiguous(kind, device):
 # ---------------------------------------------------------------------------------------
 # Determinism.
 # ---------------------------------------------------------------------------------------
-@pytest.fixture
-def deterministic_algorithms():
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
-
-
 def test_cpu_backward_is_bitwise_deterministic(deterministic_algorithms):
     # Large enough that the CPU kernels split the work over threads; offsets straddle
     # pixels so several outputs scatter into the same input element.

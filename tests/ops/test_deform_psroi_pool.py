@@ -511,17 +511,6 @@ def test_invalid_argument_raises_value_error_naming_it(mutate, name):
 # ----------------------------------- determinism ----------------------------------------
 
 
-@pytest.fixture
-def deterministic_algorithms():
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
-
-
 DETERMINISM_CASES = [c for c in CASES if c.name in (
     "g1-p7-s4-dpool", "g3-p3-s2-classes2", "g7-p7-s4-classes3", "g1-p5-part2-s3-classes4",
     "g6-p6-part4-s1-notrans")]

@@ -1,0 +1,43 @@
+"""tools/benchmark_ops.py --quick runs every group end to end and prints a table whose rows
+carry real times and ratios against their anchors (a smoke test, not a timing test)."""
+import importlib.util
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("benchmark_ops", os.path.join(ROOT, "tools", "benchmark_ops.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_group_with_times_and_ratios(capsys):
+    bench = _load()
+    assert bench.main(["--quick", "--device", "cpu", "--markdown", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| group")]
+    by_group = {}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        by_group.setdefault(cells[0], []).append(cells)
+    assert set(by_group) == {"deform_conv2d", "deform_psroi_pool", "model"}
+    for group, cells in by_group.items():
+        for c in cells:
+            fwd_ms, fwd_ratio, fwd_bwd_ms, fwd_bwd_ratio = c[5], c[6], c[7], c[8]
+            assert float(fwd_ms) > 0 and float(fwd_bwd_ms) > 0, (group, c)
+            assert re.fullmatch(r"\d+\.\d\dx", fwd_ratio) and re.fullmatch(r"\d+\.\d\dx", fwd_bwd_ratio), (group, c)
+    # The model group: plain anchor, DCNv1 and DCNv2, each for the whole model and the backbone.
+    impls = {(c[1].split(",")[0], c[4]) for c in by_group["model"]}
+    assert len(impls) == 6
+    anchors = [c for c in by_group["model"] if c[6] == "1.00x"]
+    assert {c[4] for c in anchors} == {"plain R-50-FPN"}
+    # The deformable conv rows are checked against torchvision: small differences.
+    for c in by_group["deform_conv2d"]:
+        if c[4] == "dcn_det":
+            assert float(c[9]) < 1e-4 and float(c[10]) < 1e-4, c
