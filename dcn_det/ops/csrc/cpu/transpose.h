@@ -15,16 +15,25 @@ namespace cpu {
 constexpr int64_t kTransposeTile = 16;
 
 // dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols.
+// The inner loop runs along the side with the larger leading dimension, so that side
+// is read or written one whole cache line at a time: with a power-of-two stride (a
+// 128x128 plane is 64 KiB) the 16 lines of a tile share one L1 set, and touching them
+// element by element thrashed it (the NCHW -> NHWC copy took 3 ms for 1M floats).
 template <typename T>
 inline void transpose_tiles(const T* __restrict src, int64_t rows, int64_t cols, int64_t src_ld,
                             T* __restrict dst, int64_t dst_ld) {
+  const bool src_rows_inner = src_ld > dst_ld;  // walk src rows contiguously
   for (int64_t i0 = 0; i0 < rows; i0 += kTransposeTile) {
     const int64_t i1 = std::min(rows, i0 + kTransposeTile);
     for (int64_t j0 = 0; j0 < cols; j0 += kTransposeTile) {
       const int64_t j1 = std::min(cols, j0 + kTransposeTile);
-      for (int64_t j = j0; j < j1; ++j) {
+      if (src_rows_inner) {
         for (int64_t i = i0; i < i1; ++i) {
-          dst[j * dst_ld + i] = src[i * src_ld + j];
+          for (int64_t j = j0; j < j1; ++j) dst[j * dst_ld + i] = src[i * src_ld + j];
+        }
+      } else {
+        for (int64_t j = j0; j < j1; ++j) {
+          for (int64_t i = i0; i < i1; ++i) dst[j * dst_ld + i] = src[i * src_ld + j];
         }
       }
     }
