@@ -219,6 +219,16 @@ def test_standard_heads_reject_an_unknown_pool():
         build_roi_heads(_fpn_cfg("roialign"), FPN_SHAPES)
 
 
+def _assert_same_detections(ours, theirs, features, proposals):
+    """Both heads (eval mode) predict the same boxes and scores for the same input."""
+    with torch.no_grad():
+        a, _ = ours(None, features, proposals)
+        b, _ = theirs(None, features, proposals)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.pred_boxes.tensor, y.pred_boxes.tensor)
+        torch.testing.assert_close(x.scores, y.scores)
+
+
 def test_standard_heads_without_pool_equal_detectron2s_standard_roi_heads():
     cfg = _fpn_cfg("")
     ours = build_roi_heads(cfg, FPN_SHAPES).eval()
@@ -226,13 +236,7 @@ def test_standard_heads_without_pool_equal_detectron2s_standard_roi_heads():
     theirs = build_roi_heads(cfg, FPN_SHAPES).eval()
     assert type(theirs) is StandardROIHeads
     theirs.load_state_dict(ours.state_dict(), strict=True)
-    features, proposals = _features(), _proposals()
-    with torch.no_grad():
-        a, _ = ours(None, features, proposals)
-        b, _ = theirs(None, features, proposals)
-    for x, y in zip(a, b):
-        torch.testing.assert_close(x.pred_boxes.tensor, y.pred_boxes.tensor)
-        torch.testing.assert_close(x.scores, y.scores)
+    _assert_same_detections(ours, theirs, _features(), _proposals())
 
 
 @pytest.mark.parametrize("pool", ["dpool", "mdpool"])
@@ -295,13 +299,7 @@ def test_res5_heads_without_deformable_options_equal_detectron2s_res5_roi_heads(
     theirs = build_roi_heads(cfg, C4_SHAPES).eval()
     assert type(theirs) is Res5ROIHeads and type(ours.pooler) is ROIPooler
     theirs.load_state_dict(ours.state_dict(), strict=True)
-    features, proposals = _c4_features(), _proposals()
-    with torch.no_grad():
-        a, _ = ours(None, features, proposals)
-        b, _ = theirs(None, features, proposals)
-    for x, y in zip(a, b):
-        torch.testing.assert_close(x.pred_boxes.tensor, y.pred_boxes.tensor)
-        torch.testing.assert_close(x.scores, y.scores)
+    _assert_same_detections(ours, theirs, _c4_features(), _proposals())
 
 
 def test_res5_heads_with_dpool_and_deformable_res5_train():

@@ -26,6 +26,17 @@ struct BilinearSample {
   T dweight_dx[4];   // d weight / d x
 };
 
+// Weights of the 4 corners (order above) of a point at fractions (ly, lx) past its
+// top-left corner, and their derivatives w.r.t. y and x.
+template <typename T>
+DCN_INLINE void bilinear_corner_weights(T ly, T lx, T weight[4], T dweight_dy[4], T dweight_dx[4]) {
+  const T hy = T(1) - ly;
+  const T hx = T(1) - lx;
+  weight[0] = hy * hx, weight[1] = hy * lx, weight[2] = ly * hx, weight[3] = ly * lx;
+  dweight_dy[0] = -hx, dweight_dy[1] = -lx, dweight_dy[2] = hx, dweight_dy[3] = lx;
+  dweight_dx[0] = -hy, dweight_dx[1] = hy, dweight_dx[2] = -ly, dweight_dx[3] = ly;
+}
+
 template <typename T>
 DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x,
                                      BilinearSample<T>& s) {
@@ -45,10 +56,8 @@ DCN_UNROLL
   // y in (-1, H) so y0 in [-1, H-1]; the int conversion cannot overflow.
   const int64_t y0 = static_cast<int64_t>(y_floor);
   const int64_t x0 = static_cast<int64_t>(x_floor);
-  const T ly = y - y_floor;  // in [0, 1)
-  const T lx = x - x_floor;
-  const T hy = T(1) - ly;
-  const T hx = T(1) - lx;
+  T weight[4], dy[4], dx[4];
+  bilinear_corner_weights(y - y_floor, x - x_floor, weight, dy, dx);  // fractions in [0, 1)
 
   const bool top = y0 >= 0;
   const bool bottom = y0 + 1 <= height - 1;
@@ -57,9 +66,6 @@ DCN_UNROLL
   const bool inside[4] = {top && left, top && right, bottom && left, bottom && right};
   const int64_t index[4] = {y0 * width + x0, y0 * width + x0 + 1,
                             (y0 + 1) * width + x0, (y0 + 1) * width + x0 + 1};
-  const T weight[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
-  const T dy[4] = {-hx, -lx, hx, lx};
-  const T dx[4] = {-hy, hy, -ly, ly};
 DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
     if (inside[j]) {

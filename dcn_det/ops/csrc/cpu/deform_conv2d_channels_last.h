@@ -62,8 +62,8 @@ struct PaddedCorners {
   T weight[4];
 };
 
-// Bilinear weights of point (y, x) and their derivatives, same formulas and corner
-// order as common/bilinear.h. Returns the top-left corner's element offset in the
+// Bilinear weights of point (y, x) and their derivatives (common/bilinear.h's
+// formulas and corner order). Returns the top-left corner's element offset in the
 // padded image, or -1 when the point samples nothing (NaN included).
 template <typename T>
 inline int64_t padded_bilinear(const ChannelsLastGeometry& cl, T y, T x, T weight[4], T dweight_dy[4],
@@ -74,16 +74,7 @@ inline int64_t padded_bilinear(const ChannelsLastGeometry& cl, T y, T x, T weigh
   }
   const T y_floor = std::floor(y);
   const T x_floor = std::floor(x);
-  const T ly = y - y_floor, lx = x - x_floor;
-  const T hy = T(1) - ly, hx = T(1) - lx;
-  weight[0] = hy * hx;
-  weight[1] = hy * lx;
-  weight[2] = ly * hx;
-  weight[3] = ly * lx;
-  if (dweight_dy != nullptr) {
-    dweight_dy[0] = -hx, dweight_dy[1] = -lx, dweight_dy[2] = hx, dweight_dy[3] = lx;
-    dweight_dx[0] = -hy, dweight_dx[1] = hy, dweight_dx[2] = -ly, dweight_dx[3] = ly;
-  }
+  bilinear_corner_weights(y - y_floor, x - x_floor, weight, dweight_dy, dweight_dx);
   // floor(y) in [-1, H-1] -> padded row in [0, H]; the +1 row/column below stays inside.
   const int64_t row = static_cast<int64_t>(y_floor) + 1;
   const int64_t col = static_cast<int64_t>(x_floor) + 1;
@@ -106,9 +97,9 @@ void im2col_rows(const ChannelsLastGeometry& cl, const T* padded_input, const T*
     T* row = columns + (r - r0) * cl.row_length();
     for (int64_t og = 0; og < G; ++og) {
       for (int64_t k = 0; k < K; ++k) {
-        T y, x, w[4];
+        T y, x, w[4], unused_dy[4], unused_dx[4];
         deform_conv2d_sampling_point(g, offset, b, og, k, p, y, x);
-        const int64_t base = padded_bilinear<T>(cl, y, x, w, nullptr, nullptr);
+        const int64_t base = padded_bilinear<T>(cl, y, x, w, unused_dy, unused_dx);
         const T m = g.use_mask ? mask[((b * G + og) * K + k) * P + p] : T(1);
         for (int64_t c0 = og * cpg; c0 < (og + 1) * cpg; c0 += run) {
           T* dst = row + cl.column(c0, k);

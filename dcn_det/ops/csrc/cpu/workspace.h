@@ -27,7 +27,7 @@ constexpr int64_t kMaxCachedBytes = int64_t(256) << 20;
 // Uninitialised buffer of `numel` elements of `options`' dtype on the CPU.
 inline at::Tensor workspace(WorkspaceSlot slot, int64_t numel, const at::TensorOptions& options) {
   thread_local std::array<at::Tensor, static_cast<int>(WorkspaceSlot::kCount)> buffers;
-  const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
+  const int64_t bytes = numel * static_cast<int64_t>(options.dtype().itemsize());
   if (bytes > kMaxCachedBytes) {
     return at::empty({numel}, options);
   }
