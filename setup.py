@@ -84,7 +84,6 @@ def get_extensions():
             # Building without a GPU (FORCE_CUDA=1): the common data-centre and desktop
             # architectures this nvcc supports. With a GPU visible, torch targets that GPU.
             os.environ.setdefault("TORCH_CUDA_ARCH_LIST", _default_cuda_archs())
-        define_macros.append(("DCN_WITH_CUDA", None))
         return [
             CUDAExtension(
                 "dcn_det._C",

@@ -5,8 +5,10 @@ PyTorch implementation written from the spec; autograd through it gives the refe
 gradients. torchvision.ops.deform_conv2d (same contract) and F.conv2d (zero offsets)
 are used as second opinions.
 
-CUDA variants share the test bodies (parametrised over ``device``) and are skipped
-when no GPU is present or the CUDA kernels were not compiled in.
+The tests that take a ``device`` run on the CPU kernel, on the device (CUDA) algorithm
+executed on the host (``device_path``: the GPU's element math, checked in CI) and on
+CUDA (skipped when no GPU is present or the CUDA kernels were not compiled in); see
+devices.py.
 """
 import dataclasses
 import math
@@ -17,16 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from dcn_det.ops import deform_conv2d
-from dcn_det.ops._extension import has_cuda_kernels
+from dcn_det.ops._device_path import test_hooks
 
 from .deform_conv2d_reference import deform_conv2d_ref, out_size
-
-CUDA_OK = torch.cuda.is_available() and has_cuda_kernels()
-requires_cuda = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not CUDA_OK, reason="CUDA not available (no GPU or the CUDA kernels were not built)"),
-]
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=requires_cuda)]
+from .devices import CUDA_OK, CUDA_SKIP, DEVICES
 
 OP = torch.ops.dcn_det.deform_conv2d.default
 GRAD_NAMES = ("input", "offset", "weight", "bias", "mask")
@@ -280,11 +276,12 @@ def test_samples_far_outside_give_bias_only_and_zero_offset_grad(far, device):
         assert torch.all(gr == 0), name
 
 
-def test_mask_none_equals_unit_mask():
+@pytest.mark.parametrize("device", DEVICES)
+def test_mask_none_equals_unit_mask(device):
     case = Case(2, 4, 6, 6, 4, (3, 3), 1, 1, 1, 2, 2, mask=True, bias=True)
-    x, offset, weight, bias, _ = make_inputs(case, 3)
+    x, offset, weight, bias, _ = make_inputs(case, 3, device=device)
     v1 = deform_conv2d(x, offset, weight, bias, padding=1)
-    v2 = deform_conv2d(x, offset, weight, bias, padding=1, mask=torch.ones(2, 18, 6, 6, dtype=torch.float64))
+    v2 = deform_conv2d(x, offset, weight, bias, padding=1, mask=torch.ones(2, 18, 6, 6, dtype=torch.float64, device=device))
     torch.testing.assert_close(v1, v2, rtol=1e-12, atol=1e-12)
 
 
@@ -297,15 +294,16 @@ def test_mask_none_equals_unit_mask():
     ],
     ids=["batch7", "batch67", "larger-maps"],
 )
-def test_larger_and_odd_batch_sizes_match_reference(case):
+@pytest.mark.parametrize("device", DEVICES)
+def test_larger_and_odd_batch_sizes_match_reference(case, device):
     """Any batch size (no "batch must divide im2col_step" restriction); larger maps split
     the work across threads/chunks in the CPU kernels."""
-    tensors = make_inputs(case, case.n)
+    tensors = make_inputs(case, case.n, device=device)
     kw = conv_kwargs(case)
     out, grads = run_with_grads(deform_conv2d, tensors, 1, **kw)
-    ref, ref_grads = run_with_grads(deform_conv2d_ref, tensors, 1, **kw)
-    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
-    assert_grads_close(grads, ref_grads, rtol=1e-9, atol=1e-9)
+    ref, ref_grads = run_with_grads(deform_conv2d_ref, [t.cpu() for t in tensors], 1, **kw)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-9, atol=1e-9)
+    assert_grads_close([g.cpu() for g in grads], ref_grads, rtol=1e-9, atol=1e-9)
     # Per-sample results equal the batched ones.
     x, offset, weight, bias, mask = tensors
     for i in (0, case.n // 2, case.n - 1):
@@ -668,7 +666,7 @@ def test_raw_op_validates_inconsistent_group_arguments():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not CUDA_OK, reason="CUDA not available (no GPU or the CUDA kernels were not built)")
+@pytest.mark.skipif(not CUDA_OK, reason=str(CUDA_SKIP))
 @pytest.mark.parametrize("name", ["offset", "weight", "bias", "mask"])
 def test_mixed_devices_raise_value_error(name):
     kw = {k: v.cuda() for k, v in _valid().items()}
@@ -741,30 +739,38 @@ def test_non_contiguous_inputs_match_contiguous(kind, device):
 # ---------------------------------------------------------------------------------------
 # Determinism.
 # ---------------------------------------------------------------------------------------
-def test_cpu_backward_is_bitwise_deterministic(deterministic_algorithms):
-    # Large enough that the CPU kernels split the work over threads; offsets straddle
-    # pixels so several outputs scatter into the same input element.
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_is_bitwise_deterministic_and_correct_under_deterministic_algorithms(device, deterministic_algorithms):
+    """Equal bits run to run (float32, where summation order shows), and the reference's
+    values (float64). The CPU kernel is deterministic by construction; the device
+    algorithm (device_path, cuda) switches to its atomic-free col2im, one owner per plane."""
+    # Large enough that the work is split over threads; offsets straddle pixels so
+    # several outputs scatter into the same input element.
     case = Case(3, 8, 12, 12, 8, (3, 3), 1, 1, 1, 2, 4, mask=True, bias=True, scale=2)
-    tensors = make_inputs(case, 1000, dtype=torch.float32)
+    tensors = make_inputs(case, 1000, dtype=torch.float32, device=device)
     out1, grads1 = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
     out2, grads2 = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
     assert torch.equal(out1, out2)
     for name, a, b in zip(GRAD_NAMES, grads1, grads2):
         assert torch.equal(a, b), name
+    tensors = make_inputs(case, 1000, dtype=torch.float64, device=device)
+    out, grads = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
+    ref_out, ref_grads = run_with_grads(deform_conv2d_ref, [t.cpu() for t in tensors], 1, **conv_kwargs(case))
+    torch.testing.assert_close(out.cpu(), ref_out, rtol=1e-9, atol=1e-9)
+    assert_grads_close([g.cpu() for g in grads], ref_grads, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not CUDA_OK, reason="CUDA not available (no GPU or the CUDA kernels were not built)")
-def test_cuda_backward_is_bitwise_deterministic_under_deterministic_algorithms(deterministic_algorithms):
-    """The CUDA kernel switches to its atomic-free col2im: equal bits run to run, and the
-    same values as the CPU kernel."""
-    case = Case(3, 8, 12, 12, 8, (3, 3), 1, 1, 1, 2, 4, mask=True, bias=True, scale=2)
-    tensors = make_inputs(case, 1000, dtype=torch.float64, device="cuda")
-    out1, grads1 = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
-    out2, grads2 = run_with_grads(deform_conv2d, tensors, 1, **conv_kwargs(case))
-    assert torch.equal(out1, out2)
-    for name, a, b in zip(GRAD_NAMES, grads1, grads2):
-        assert torch.equal(a, b), name
-    cpu_out, cpu_grads = run_with_grads(deform_conv2d, [None if t is None else t.cpu() for t in tensors], 1, **conv_kwargs(case))
-    torch.testing.assert_close(out1.cpu(), cpu_out, rtol=1e-9, atol=1e-9)
-    assert_grads_close([None if g is None else g.cpu() for g in grads1], cpu_grads, rtol=1e-9, atol=1e-9)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("images_per_chunk", [1, 2, 3, 5])
+def test_chunked_batches_match_reference(images_per_chunk, device):
+    """A batch is split into chunks of at most the column budget (lowered here through
+    the test hook): full chunks, a smaller last chunk, and a single chunk agree with
+    the reference."""
+    case = Case(5, 4, 6, 7, 4, (3, 3), 1, 1, 1, 2, 2, mask=True, bias=True, scale=3)
+    per_image = case.c * 9 * case.out_hw[0] * case.out_hw[1]
+    tensors = make_inputs(case, 77, device=device)
+    with test_hooks(column_budget=images_per_chunk * per_image):
+        out, grads = run_with_grads(deform_conv2d, tensors, 2, **conv_kwargs(case))
+    ref_out, ref_grads = run_with_grads(deform_conv2d_ref, [t.cpu() for t in tensors], 2, **conv_kwargs(case))
+    torch.testing.assert_close(out.cpu(), ref_out, rtol=1e-9, atol=1e-9)
+    assert_grads_close([g.cpu() for g in grads], ref_grads, rtol=1e-9, atol=1e-9)

@@ -2,7 +2,9 @@
 
 The operator is checked against the float64 reference in ``deform_psroi_pool_reference.py``
 (written from the spec and the semantics of MXNet's DeformablePSROIPooling) and against
-values derived on paper.
+values derived on paper. Tests that take a ``device`` run on the CPU kernel, on the device
+(CUDA) algorithm executed on the host (``device_path``) and on CUDA when present
+(devices.py).
 """
 import math
 import re
@@ -13,6 +15,7 @@ import torch
 
 from dcn_det.ops import deform_psroi_pool
 
+from tests.ops.devices import DEVICES
 from tests.ops.deform_psroi_pool_reference import (  # noqa: E402
     GRADCHECK_ARGS,
     GRADCHECK_MARGIN,
@@ -24,28 +27,6 @@ from tests.ops.deform_psroi_pool_reference import (  # noqa: E402
 )
 
 F64 = torch.float64
-
-
-def _has_cuda_kernel() -> bool:
-    try:
-        torch.ops.dcn_det.deform_psroi_pool
-    except (AttributeError, RuntimeError):
-        return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key("dcn_det::deform_psroi_pool", "CUDA")
-
-
-if not torch.cuda.is_available():
-    _CUDA_SKIP = "no CUDA GPU on this machine"
-elif not _has_cuda_kernel():
-    _CUDA_SKIP = "dcn_det was built without the CUDA kernel of deform_psroi_pool"
-else:
-    _CUDA_SKIP = None
-
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=[
-        pytest.mark.cuda, pytest.mark.skipif(_CUDA_SKIP is not None, reason=str(_CUDA_SKIP))]),
-]
 
 
 # ----------------------------------- random cases ---------------------------------------

@@ -5,15 +5,11 @@
 
 #include <torch/library.h>
 
+#include "host_utils.h"
+
 namespace dcn_det {
 
 namespace {
-
-std::string shape_str(const at::Tensor& t) {
-  std::ostringstream ss;
-  ss << t.sizes();
-  return ss.str();
-}
 
 void check_same_device_dtype(const at::Tensor& input, const at::Tensor& other, const char* name) {
   TORCH_CHECK_VALUE(other.device() == input.device(), "deform_conv2d: ", name,

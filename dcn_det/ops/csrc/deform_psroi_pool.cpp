@@ -6,17 +6,10 @@
 #include <torch/library.h>
 
 #include <cmath>
-#include <sstream>
+
+#include "host_utils.h"
 
 namespace dcn_det {
-
-namespace {
-std::string sizes_str(const at::Tensor& t) {
-  std::ostringstream ss;
-  ss << t.sizes();
-  return ss.str();
-}
-}  // namespace
 
 DeformPSRoIPoolGeometry check_deform_psroi_pool_args(const at::Tensor& input,
                                                      const at::Tensor& rois,
@@ -25,7 +18,7 @@ DeformPSRoIPoolGeometry check_deform_psroi_pool_args(const at::Tensor& input,
                                                      const at::Tensor* grad_output) {
   const char* op = "deform_psroi_pool";
   TORCH_CHECK_VALUE(input.dim() == 4, op, ": input must be 4-D [N, output_dim*group_size^2, H, W], got shape ",
-                    sizes_str(input));
+                    shape_str(input));
   const auto dtype = input.scalar_type();
   TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||
                         dtype == at::kBFloat16,
@@ -44,11 +37,11 @@ DeformPSRoIPoolGeometry check_deform_psroi_pool_args(const at::Tensor& input,
   const int64_t channels = p.output_dim * p.group_size * p.group_size;
   TORCH_CHECK_VALUE(input.size(1) == channels, op, ": input must have output_dim * group_size^2 = ",
                     p.output_dim, " * ", p.group_size, "^2 = ", channels,
-                    " channels, got shape ", sizes_str(input));
+                    " channels, got shape ", shape_str(input));
 
   TORCH_CHECK_VALUE(rois.dim() == 2 && rois.size(1) == 5, op,
                     ": rois must have shape [R, 5] (batch_index, x1, y1, x2, y2), got ",
-                    sizes_str(rois));
+                    shape_str(rois));
   TORCH_CHECK_VALUE(at::isFloatingType(rois.scalar_type()), op,
                     ": rois must be a floating-point tensor, got ", rois.scalar_type());
   TORCH_CHECK_VALUE(rois.device() == input.device(), op, ": rois must be on the same device as input (",
@@ -82,7 +75,7 @@ DeformPSRoIPoolGeometry check_deform_psroi_pool_args(const at::Tensor& input,
                           off.size(3) == p.part_size,
                       op, ": offset must have shape [", num_rois, ", 2*num_classes, ", p.part_size,
                       ", ", p.part_size, "] (R, 2*num_classes, part_size, part_size), got ",
-                      sizes_str(off));
+                      shape_str(off));
     g.num_classes = off.size(1) / 2;
     TORCH_CHECK_VALUE(p.output_dim % g.num_classes == 0, op, ": offset has ", g.num_classes,
                       " classes (", off.size(1), " channels), which must divide output_dim (",
@@ -108,7 +101,7 @@ DeformPSRoIPoolGeometry check_deform_psroi_pool_args(const at::Tensor& input,
                           grad_output->size(2) == p.pooled_size &&
                           grad_output->size(3) == p.pooled_size,
                       op, " backward: grad_output must have shape [", num_rois, ", ", p.output_dim,
-                      ", ", p.pooled_size, ", ", p.pooled_size, "], got ", sizes_str(*grad_output));
+                      ", ", p.pooled_size, ", ", p.pooled_size, "], got ", shape_str(*grad_output));
   }
   return g;
 }

@@ -1,4 +1,4 @@
-// Host-side algorithm of the CUDA deformable convolution (NCHW, one thread per
+// Host-side algorithm of the device deformable convolution (NCHW, one thread per
 // element), plus the helpers the CPU kernel shares with it (operand conversion,
 // geometry, chunk size; the CPU algorithm itself is channels-last, see
 // cpu/deform_conv2d_kernel.cpp). Per chunk of images:
@@ -9,13 +9,13 @@
 //   grad_weight += grad_output @ columns^T,  grad_columns = weight^T @ grad_output,
 //   grad_input  = col2im(grad_columns),      grad_offset/grad_mask = coordinate grads.
 //
-// `Backend` supplies the element loops (CudaBackend in cuda/) and a `Guard` type
-// constructed on the input's device:
-//   fill_samples<T>(geom, offset, mask, nb, sample_index, sample_weight)
-//   im2col<T>(geom, input, sample_index, sample_weight, nb, columns)
-//   col2im<T>(geom, grad_columns, sample_index, sample_weight, nb, grad_input)
-//   coordinate_grad<T>(geom, input, offset, mask, grad_columns, nb, grad_offset, grad_mask)
-// with all pointers already advanced to the chunk's first image.
+// The element steps are DeformConv2dDeviceBackend<Launcher> below: which of the
+// *Op structs of deform_conv2d_elements.h runs over how many indices. A Launcher
+// runs an Op for every index in [0, n) and has a `Guard` type constructed on the
+// input's device: CudaLauncher (cuda/cuda_launch.h, one GPU thread per index) and
+// HostLauncher (cpu/host_launch.h, the host device path the tests run). So the
+// launch decisions, the chunking and the element math are one body of code for
+// both.
 //
 // Images are processed in chunks so the column buffer stays bounded; any batch
 // size works (the last chunk may be smaller). float16/bfloat16 are computed in
@@ -29,15 +29,19 @@
 #include <algorithm>
 
 #include "../deform_conv2d.h"
+#include "../host_utils.h"
+#include "../test_hooks.h"
 #include "deform_conv2d_elements.h"
 
 namespace dcn_det {
 
-// Upper bound on the column buffer of one chunk, in elements (64 MiB of float32).
+// Upper bound on the column buffer of one chunk, in elements (64 MiB of float32);
+// the test suite lowers it (test_hooks.h) to run small inputs through many chunks.
 constexpr int64_t kDeformConvColumnBudget = int64_t(1) << 24;
 
-inline at::ScalarType deform_conv2d_compute_type(at::ScalarType t) {
-  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
+inline int64_t deform_conv2d_column_budget() {
+  const int64_t override_budget = column_budget_override();
+  return override_budget > 0 ? override_budget : kDeformConvColumnBudget;
 }
 
 inline DeformConv2dGeometry make_deform_conv2d_geometry(const at::Tensor& input,
@@ -76,8 +80,51 @@ struct DeformConv2dOperands {
 
 inline int64_t deform_conv2d_chunk_size(const DeformConv2dGeometry& g, int64_t batch) {
   const int64_t per_image = std::max<int64_t>(1, g.channels * g.taps() * g.out_pixels());
-  return std::max<int64_t>(1, std::min<int64_t>(batch, kDeformConvColumnBudget / per_image));
+  return std::max<int64_t>(1, std::min<int64_t>(batch, deform_conv2d_column_budget() / per_image));
 }
+
+// The element steps of the device algorithm: each launches one *Op of
+// deform_conv2d_elements.h over its index range.
+template <typename Launcher>
+struct DeformConv2dDeviceBackend {
+  using Guard = typename Launcher::Guard;
+
+  template <typename T>
+  static void fill_samples(const DeformConv2dGeometry& g, const T* offset, const T* mask, int64_t nb,
+                           int64_t* sample_index, T* sample_weight) {
+    Launcher::launch(nb * g.samples_per_image(),
+                     DeformConv2dFillSamplesOp<T>{g, offset, mask, sample_index, sample_weight});
+  }
+
+  template <typename T>
+  static void im2col(const DeformConv2dGeometry& g, const T* input, const int64_t* sample_index,
+                     const T* sample_weight, int64_t nb, T* columns) {
+    Launcher::launch(g.channels * g.taps() * nb * g.out_pixels(),
+                     DeformConv2dIm2colOp<T>{g, input, sample_index, sample_weight, nb, columns});
+  }
+
+  // Atomic scatter, one index per column element; under
+  // torch.use_deterministic_algorithms(True) one owner per (image, channel) plane
+  // instead: bitwise reproducible, and much less parallel.
+  template <typename T>
+  static void col2im(const DeformConv2dGeometry& g, const T* grad_columns, const int64_t* sample_index,
+                     const T* sample_weight, int64_t nb, T* grad_input) {
+    if (at::globalContext().deterministicAlgorithms()) {
+      Launcher::launch(nb * g.channels, DeformConv2dCol2imPlaneOp<T>{g, grad_columns, sample_index,
+                                                                     sample_weight, nb, grad_input});
+      return;
+    }
+    Launcher::launch(g.channels * g.taps() * nb * g.out_pixels(),
+                     DeformConv2dCol2imOp<T>{g, grad_columns, sample_index, sample_weight, nb, grad_input});
+  }
+
+  template <typename T>
+  static void coordinate_grad(const DeformConv2dGeometry& g, const T* input, const T* offset, const T* mask,
+                              const T* grad_columns, int64_t nb, T* grad_offset, T* grad_mask) {
+    Launcher::launch(nb * g.samples_per_image(), DeformConv2dCoordinateGradOp<T>{
+                                                     g, input, offset, mask, grad_columns, nb, grad_offset, grad_mask});
+  }
+};
 
 // Columns of one chunk. Returns [C*K, nb*P]; also fills the sample buffers.
 template <typename Backend, typename T>
@@ -108,7 +155,7 @@ at::Tensor deform_conv2d_forward_impl(const at::Tensor& input_, const at::Tensor
                                       const std::optional<at::Tensor>& mask_,
                                       const DeformConv2dParams& p) {
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, bias_, mask_, p);
-  const auto ctype = deform_conv2d_compute_type(input_.scalar_type());
+  const auto ctype = compute_type(input_.scalar_type());
   const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
   const at::Tensor &input = in.input, &offset = in.offset, &weight = in.weight, &mask = in.mask;
   const bool use_mask = mask_.has_value();
@@ -146,7 +193,7 @@ deform_conv2d_backward_impl(const at::Tensor& grad_output_, const at::Tensor& in
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, std::nullopt, mask_, p,
                                                  &grad_output_);
   const auto dtype = input_.scalar_type();
-  const auto ctype = deform_conv2d_compute_type(dtype);
+  const auto ctype = compute_type(dtype);
   const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
   const at::Tensor &input = in.input, &offset = in.offset, &weight = in.weight, &mask = in.mask;
   const at::Tensor grad_output = grad_output_.to(ctype).contiguous();
@@ -199,7 +246,8 @@ deform_conv2d_backward_impl(const at::Tensor& grad_output_, const at::Tensor& in
           grad_mask.to(dtype)};
 }
 
-// The kernels registered for a device: the schema's signature over the impls above.
+// The kernels registered for a device (Backend = DeformConv2dDeviceBackend<Launcher>):
+// the schema's signature over the impls above.
 template <typename Backend>
 at::Tensor deform_conv2d_forward_kernel(const at::Tensor& input, const at::Tensor& offset,
                                         const at::Tensor& weight,

@@ -1,8 +1,13 @@
 // Per-element bodies of deformable convolution (DCNv1 / modulated DCNv2).
 //
 // Every function computes one element of one step of the algorithm and is
-// __host__ __device__: cpu/deform_conv2d_kernel.cpp calls them from
-// at::parallel_for loops, cuda/deform_conv2d_kernel.cu from one thread each.
+// __host__ __device__. The *Op structs at the end are the whole work of one
+// thread, indexed by one flat index: the CUDA kernels (cuda/) run them one
+// thread per index, the host device path (cpu/device_path.cpp) runs the very
+// same structs in at::parallel_for loops, so the CPU test suite executes what a
+// GPU executes. The production CPU kernel (cpu/deform_conv2d_kernel.cpp) is a
+// channels-last algorithm of its own; it shares the sampling point and the
+// bilinear weights with these.
 //
 // Layouts (all contiguous), for a chunk of `nb` images starting at image b0;
 // K = kernel_h * kernel_w taps, P = out_h * out_w output pixels, G offset groups:
@@ -16,6 +21,7 @@
 
 #include <cstdint>
 
+#include "atomic_add.h"
 #include "bilinear.h"
 #include "macros.h"
 
@@ -121,8 +127,8 @@ DCN_UNROLL
 }
 
 // Step 3 (backward, input): scatter grad_columns[c*K + k, b*P + p] back to the
-// 4 corners. `add(ptr, value)` is a plain += where the caller guarantees one
-// writer per plane (CPU) and an atomic add otherwise (CUDA).
+// 4 corners. `add(ptr, value)` is AtomicAdd or, where the calling thread owns
+// the plane, OwnedAdd (common/atomic_add.h).
 template <typename T, typename AddFn>
 DCN_INLINE void deform_conv2d_scatter_column(const DeformConv2dGeometry& g, T grad_col_value,
                                              const int64_t* sample_index,
@@ -175,5 +181,109 @@ DCN_UNROLL
     grad_mask[s] = grad_m;
   }
 }
+
+// ---------------------------------------------------------------------------
+// One thread's work, by flat index. Pointers are advanced to the chunk's first
+// image; `nb` images per chunk. Each struct is trivially copyable (passed by value
+// to a __global__ kernel).
+
+// Step 1, index s over nb * G * K * P samples.
+template <typename T>
+struct DeformConv2dFillSamplesOp {
+  DeformConv2dGeometry g;
+  const T* offset;
+  const T* mask;
+  int64_t* sample_index;
+  T* sample_weight;
+  DCN_INLINE void operator()(int64_t s) const {
+    deform_conv2d_fill_sample(g, offset, mask, s, sample_index, sample_weight);
+  }
+};
+
+// Position of flat index e in the columns [C*K, nb*P]: row c*K + k, column b*P + p.
+struct DeformConv2dColumnIndex {
+  int64_t c, k, b, p;
+};
+
+DCN_INLINE DeformConv2dColumnIndex deform_conv2d_column_index(const DeformConv2dGeometry& g, int64_t nb,
+                                                              int64_t e) {
+  const int64_t P = g.out_pixels();
+  const int64_t K = g.taps();
+  const int64_t row = e / (nb * P);
+  const int64_t rest = e - row * nb * P;
+  const int64_t b = rest / P;
+  return {row / K, row % K, b, rest - b * P};
+}
+
+// Step 2, index e over the C*K*nb*P column elements.
+template <typename T>
+struct DeformConv2dIm2colOp {
+  DeformConv2dGeometry g;
+  const T* input;
+  const int64_t* sample_index;
+  const T* sample_weight;
+  int64_t nb;
+  T* columns;
+  DCN_INLINE void operator()(int64_t e) const {
+    const DeformConv2dColumnIndex i = deform_conv2d_column_index(g, nb, e);
+    columns[e] = deform_conv2d_column_value(g, input, sample_index, sample_weight, i.c, i.k, i.b, i.p);
+  }
+};
+
+// Step 3, index e over the column elements; concurrent writers, so atomic adds.
+template <typename T>
+struct DeformConv2dCol2imOp {
+  DeformConv2dGeometry g;
+  const T* grad_columns;
+  const int64_t* sample_index;
+  const T* sample_weight;
+  int64_t nb;
+  T* grad_input;
+  DCN_INLINE void operator()(int64_t e) const {
+    const DeformConv2dColumnIndex i = deform_conv2d_column_index(g, nb, e);
+    deform_conv2d_scatter_column(g, grad_columns[e], sample_index, sample_weight, i.c, i.k, i.b, i.p,
+                                 grad_input, AtomicAdd());
+  }
+};
+
+// Step 3, deterministic: index bc over the nb*C (image, channel) planes; the
+// thread owns its plane and scatters its K*P columns in a fixed order.
+template <typename T>
+struct DeformConv2dCol2imPlaneOp {
+  DeformConv2dGeometry g;
+  const T* grad_columns;
+  const int64_t* sample_index;
+  const T* sample_weight;
+  int64_t nb;
+  T* grad_input;
+  DCN_INLINE void operator()(int64_t bc) const {
+    const int64_t K = g.taps();
+    const int64_t P = g.out_pixels();
+    const int64_t b = bc / g.channels;
+    const int64_t c = bc - b * g.channels;
+    for (int64_t k = 0; k < K; ++k) {
+      const T* gc = grad_columns + (c * K + k) * nb * P + b * P;
+      for (int64_t p = 0; p < P; ++p) {
+        deform_conv2d_scatter_column(g, gc[p], sample_index, sample_weight, c, k, b, p, grad_input, OwnedAdd());
+      }
+    }
+  }
+};
+
+// Step 4, index s over the samples; each thread writes its own sample's gradients.
+template <typename T>
+struct DeformConv2dCoordinateGradOp {
+  DeformConv2dGeometry g;
+  const T* input;
+  const T* offset;
+  const T* mask;
+  const T* grad_columns;
+  int64_t nb;
+  T* grad_offset;
+  T* grad_mask;
+  DCN_INLINE void operator()(int64_t s) const {
+    deform_conv2d_coordinate_grad(g, input, offset, mask, grad_columns, nb, s, grad_offset, grad_mask);
+  }
+};
 
 }  // namespace dcn_det

@@ -1,12 +1,15 @@
-// Host side of deformable PS-RoI pooling shared by the CPU and CUDA kernels:
+// Host side of deformable PS-RoI pooling shared by the CPU and device kernels:
 // validation, dtype handling (float16/bfloat16 computed in float32), buffers.
 // `Backend` supplies
 //   forward<T>(geom, input, rois, offset, num_rois, output)
 //   backward<T>(geom, grad_output, input, rois, offset, num_rois, grad_input, grad_offset)
 // with grad_input / grad_offset zero-initialised (grad_offset null when no_trans), a
-// `Guard` type constructed on the input's device. Each backend's backward is
-// deterministic (CUDA switches to a slower atomic-free path under
-// torch.use_deterministic_algorithms(True)).
+// `Guard` type constructed on the input's device. The CPU backend
+// (cpu/deform_psroi_pool_kernel.cpp) is deterministic. The device backend below
+// launches the *Op structs of deform_psroi_pool_elements.h through a Launcher
+// (CUDA: cuda/cuda_launch.h; the host device path: cpu/host_launch.h); its backward
+// scatters with atomic adds and switches to the atomic-free owner ops under
+// torch.use_deterministic_algorithms(True).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,19 +17,43 @@
 #include <ATen/Dispatch.h>
 
 #include "../deform_psroi_pool.h"
+#include "../host_utils.h"
 
 namespace dcn_det {
 
-inline at::ScalarType deform_psroi_pool_compute_type(at::ScalarType t) {
-  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
-}
+template <typename Launcher>
+struct DeformPSRoIPoolDeviceBackend {
+  using Guard = typename Launcher::Guard;
+
+  template <typename T>
+  static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois, const T* offset,
+                      int64_t num_rois, T* output) {
+    Launcher::launch(num_rois * g.output_dim * g.bins(), DeformPSRoIForwardOp<T>{g, input, rois, offset, output});
+  }
+
+  template <typename T>
+  static void backward(const DeformPSRoIPoolGeometry& g, const T* grad_output, const T* input, const T* rois,
+                       const T* offset, int64_t num_rois, T* grad_input, T* grad_offset) {
+    if (at::globalContext().deterministicAlgorithms()) {
+      Launcher::launch(g.batch * g.output_dim,
+                       DeformPSRoIInputGradOwnerOp<T>{g, grad_output, rois, offset, num_rois, grad_input});
+      if (!g.no_trans) {
+        Launcher::launch(num_rois * g.num_classes,
+                         DeformPSRoIOffsetGradOwnerOp<T>{g, grad_output, input, rois, offset, grad_offset});
+      }
+      return;
+    }
+    Launcher::launch(num_rois * g.output_dim * g.bins(),
+                     DeformPSRoIBackwardOp<T>{g, grad_output, input, rois, offset, grad_input, grad_offset});
+  }
+};
 
 template <typename Backend>
 at::Tensor deform_psroi_pool_forward_impl(const at::Tensor& input_, const at::Tensor& rois_,
                                           const std::optional<at::Tensor>& offset_,
                                           const DeformPSRoIPoolParams& p) {
   const auto g = check_deform_psroi_pool_args(input_, rois_, offset_, p);
-  const auto ctype = deform_psroi_pool_compute_type(input_.scalar_type());
+  const auto ctype = compute_type(input_.scalar_type());
   const at::Tensor input = input_.to(ctype).contiguous();
   const at::Tensor rois = rois_.to(ctype).contiguous();
   const at::Tensor offset = p.no_trans ? at::Tensor() : offset_->to(ctype).contiguous();
@@ -49,7 +76,7 @@ std::tuple<at::Tensor, at::Tensor> deform_psroi_pool_backward_impl(
     const std::optional<at::Tensor>& offset_, const DeformPSRoIPoolParams& p) {
   const auto g = check_deform_psroi_pool_args(input_, rois_, offset_, p, &grad_output_);
   const auto dtype = input_.scalar_type();
-  const auto ctype = deform_psroi_pool_compute_type(dtype);
+  const auto ctype = compute_type(dtype);
   const at::Tensor input = input_.to(ctype).contiguous();
   const at::Tensor rois = rois_.to(ctype).contiguous();
   const at::Tensor grad_output = grad_output_.to(ctype).contiguous();

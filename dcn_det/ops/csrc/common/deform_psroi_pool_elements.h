@@ -1,7 +1,10 @@
 // Per-bin bodies of deformable position-sensitive RoI pooling, with the exact
-// semantics of the original implementation (MXNet DeformablePSROIPooling, SPEC 1.2).
-// __host__ __device__: called from at::parallel_for loops (cpu/) and from one CUDA
-// thread per output element (cuda/).
+// semantics of the original implementation (MXNet DeformablePSROIPooling,
+// docs/semantics.md section 2). __host__ __device__. The production CPU kernel
+// (cpu/deform_psroi_pool_kernel.cpp) calls the per-bin and per-sample functions
+// from its own loops; the *Op structs at the end are the whole work of one device
+// thread by flat index, run one GPU thread per index by cuda/ and in host loops by
+// the host device path (cpu/device_path.cpp), so the CPU tests execute them too.
 //
 // Layouts (contiguous): input [N, output_dim*group_size^2, H, W]; rois [R, 5] =
 // (batch_index, x1, y1, x2, y2); offset [R, 2*num_classes, part_size, part_size]
@@ -12,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "atomic_add.h"
 #include "macros.h"
 
 namespace dcn_det {
@@ -191,8 +195,8 @@ DCN_INLINE int64_t deform_psroi_bin_count(const DeformPSRoIPoolGeometry& g, cons
 }
 
 // Backward to the input: ``diff`` (the bin's gradient divided by its sample count,
-// see deform_psroi_bin_count) spread over the corners. add(ptr, v) is += (single
-// writer) or an atomic add (CUDA).
+// see deform_psroi_bin_count) spread over the corners. add(ptr, v) is AtomicAdd or,
+// where the calling thread owns the plane, OwnedAdd (common/atomic_add.h).
 template <typename T, typename AddFn>
 DCN_INLINE void deform_psroi_bin_input_grad(const DeformPSRoIPoolGeometry& g,
                                             const PSRoIBin<T>& bin, T diff, T* grad_input,
@@ -224,5 +228,117 @@ DCN_INLINE void deform_psroi_bin_offset_grad(const DeformPSRoIPoolGeometry& g, c
   grad_dx = sx * diff * scale_x;
   grad_dy = sy * diff * scale_y;
 }
+
+// ---------------------------------------------------------------------------
+// One device thread's work, by flat index. Each struct is trivially copyable
+// (passed by value to a __global__ kernel). Output element e is
+// ((r * output_dim + ctop) * pooled_size + ph) * pooled_size + pw.
+
+template <typename T>
+DCN_INLINE PSRoIBin<T> deform_psroi_bin_of_output(const DeformPSRoIPoolGeometry& g, const T* rois,
+                                                  const T* offset, int64_t e) {
+  const int64_t bins = g.bins();
+  const int64_t pw = e % g.pooled_size;
+  const int64_t ph = (e / g.pooled_size) % g.pooled_size;
+  const int64_t ctop = (e / bins) % g.output_dim;
+  const int64_t r = e / (bins * g.output_dim);
+  return deform_psroi_bin(g, rois, offset, r, ctop, ph, pw);
+}
+
+// Forward, index e over the R * output_dim * bins outputs.
+template <typename T>
+struct DeformPSRoIForwardOp {
+  DeformPSRoIPoolGeometry g;
+  const T* input;
+  const T* rois;
+  const T* offset;
+  T* output;
+  DCN_INLINE void operator()(int64_t e) const {
+    output[e] = deform_psroi_bin_value(g, input, deform_psroi_bin_of_output(g, rois, offset, e));
+  }
+};
+
+// Backward, index e over the outputs: atomic scatter to the input and offset gradients.
+template <typename T>
+struct DeformPSRoIBackwardOp {
+  DeformPSRoIPoolGeometry g;
+  const T* grad_output;
+  const T* input;
+  const T* rois;
+  const T* offset;
+  T* grad_input;
+  T* grad_offset;
+  DCN_INLINE void operator()(int64_t e) const {
+    const PSRoIBin<T> bin = deform_psroi_bin_of_output(g, rois, offset, e);
+    const int64_t count = deform_psroi_bin_count(g, bin);  // also 0 for an invalid batch index
+    if (count == 0) return;
+    const T diff = grad_output[e] / static_cast<T>(count);
+    deform_psroi_bin_input_grad(g, bin, diff, grad_input, AtomicAdd());
+    if (!g.no_trans) {
+      T gx, gy;
+      deform_psroi_bin_offset_grad(g, input, bin, diff, gx, gy);
+      atomic_add(grad_offset + bin.offset_x, gx);
+      atomic_add(grad_offset + bin.offset_x + g.part_size * g.part_size, gy);
+    }
+  }
+};
+
+// Deterministic input gradient, index over the N * output_dim (image, output
+// channel) owners: the input channels an output channel reads (one per group
+// cell) belong to it alone, and it visits every RoI and bin in a fixed order.
+template <typename T>
+struct DeformPSRoIInputGradOwnerOp {
+  DeformPSRoIPoolGeometry g;
+  const T* grad_output;
+  const T* rois;
+  const T* offset;
+  int64_t num_rois;
+  T* grad_input;
+  DCN_INLINE void operator()(int64_t owner) const {
+    const int64_t bins = g.bins();
+    const int64_t b = owner / g.output_dim;
+    const int64_t ctop = owner - b * g.output_dim;
+    for (int64_t r = 0; r < num_rois; ++r) {
+      for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
+        const PSRoIBin<T> bin = deform_psroi_bin(g, rois, offset, r, ctop, bin_id / g.pooled_size, bin_id % g.pooled_size);
+        if (bin.batch != b) continue;
+        const int64_t count = deform_psroi_bin_count(g, bin);
+        if (count == 0) continue;
+        const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
+        deform_psroi_bin_input_grad(g, bin, diff, grad_input, OwnedAdd());
+      }
+    }
+  }
+};
+
+// Deterministic offset gradient, index over the R * num_classes (RoI, offset
+// class) owners: the owner sums every bin and channel that shares its offsets.
+template <typename T>
+struct DeformPSRoIOffsetGradOwnerOp {
+  DeformPSRoIPoolGeometry g;
+  const T* grad_output;
+  const T* input;
+  const T* rois;
+  const T* offset;
+  T* grad_offset;
+  DCN_INLINE void operator()(int64_t owner) const {
+    const int64_t bins = g.bins();
+    const int64_t part_area = g.part_size * g.part_size;
+    const int64_t r = owner / g.num_classes;
+    const int64_t cls = owner - r * g.num_classes;
+    for (int64_t ctop = cls * g.channels_each_class; ctop < (cls + 1) * g.channels_each_class; ++ctop) {
+      for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
+        const PSRoIBin<T> bin = deform_psroi_bin(g, rois, offset, r, ctop, bin_id / g.pooled_size, bin_id % g.pooled_size);
+        const int64_t count = deform_psroi_bin_count(g, bin);
+        if (count == 0) continue;
+        const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
+        T gx, gy;
+        deform_psroi_bin_offset_grad(g, input, bin, diff, gx, gy);
+        grad_offset[bin.offset_x] += gx;
+        grad_offset[bin.offset_x + part_area] += gy;
+      }
+    }
+  }
+};
 
 }  // namespace dcn_det

@@ -13,15 +13,18 @@
 // Deterministic: no atomics; col2im gives each input-gradient element one writer
 // and a fixed summation order (see col2im_channels_last).
 //
-// The CUDA kernel keeps the NCHW element-per-thread algorithm of
-// common/deform_conv2d_driver.h; only the validation, operand conversion and the
-// sampling-point formula are shared with it.
+// The device (CUDA) algorithm is the NCHW element-per-thread one of
+// common/deform_conv2d_driver.h; this kernel shares its validation, operand
+// conversion, chunking, sampling-point formula and bilinear weights. The device
+// algorithm itself runs on the CPU too, for the tests (the host device path,
+// device_path.h), registered below behind the test suite's switch.
 #include <torch/library.h>
 
 #include <type_traits>
 
 #include "../common/deform_conv2d_driver.h"
 #include "deform_conv2d_channels_last.h"
+#include "device_path.h"
 #include "transpose.h"
 #include "workspace.h"
 
@@ -113,7 +116,7 @@ at::Tensor forward_kernel(const at::Tensor& input_, const at::Tensor& offset_, c
                           int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups) {
   const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups};
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, bias_, mask_, p);
-  const auto ctype = deform_conv2d_compute_type(input_.scalar_type());
+  const auto ctype = compute_type(input_.scalar_type());
   const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
   const ChannelsLastGeometry cl{make_deform_conv2d_geometry(in.input, in.weight, mask_.has_value(), p, out_size),
                                 groups};
@@ -186,7 +189,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups};
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, std::nullopt, mask_, p, &grad_output_);
   const auto dtype = input_.scalar_type();
-  const auto ctype = deform_conv2d_compute_type(dtype);
+  const auto ctype = compute_type(dtype);
   const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
   const at::Tensor grad_output = grad_output_.to(ctype).contiguous();
   const bool use_mask = mask_.has_value();
@@ -218,9 +221,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
 
 }  // namespace
 
+using HostDeformConv2d = DeformConv2dDeviceBackend<HostLauncher>;
+
 TORCH_LIBRARY_IMPL(dcn_det, CPU, m) {
-  m.impl("deform_conv2d", &forward_kernel);
-  m.impl("_deform_conv2d_backward", &backward_kernel);
+  m.impl("deform_conv2d", &RoutedKernel<&forward_kernel, &deform_conv2d_forward_kernel<HostDeformConv2d>>::call);
+  m.impl("_deform_conv2d_backward",
+         &RoutedKernel<&backward_kernel, &deform_conv2d_backward_kernel<HostDeformConv2d>>::call);
 }
 
 }  // namespace dcn_det

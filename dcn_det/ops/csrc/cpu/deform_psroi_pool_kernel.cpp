@@ -1,5 +1,7 @@
 // CPU kernels of dcn_det::deform_psroi_pool: at::parallel_for over the per-bin
-// bodies of common/deform_psroi_pool_elements.h.
+// bodies of common/deform_psroi_pool_elements.h. The device (CUDA) algorithm of
+// common/deform_psroi_pool_driver.h also runs here, for the tests, behind the test
+// suite's switch (the host device path, device_path.h).
 //
 // All output channels of one offset class (all channels when no_trans) share every
 // sample position of a bin, so each task gathers a bin's samples (corners and weights)
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "../common/deform_psroi_pool_driver.h"
+#include "device_path.h"
 
 namespace dcn_det {
 namespace {
@@ -81,7 +84,6 @@ struct CpuBackend {
     const int64_t blocks_per_class =
         std::min<int64_t>(per_class, std::max<int64_t>(1, (4 * at::get_num_threads() + classes - 1) / classes));
     const int64_t block = (per_class + blocks_per_class - 1) / blocks_per_class;
-    const auto add = [](T* dst, T v) { *dst += v; };
     at::parallel_for(0, classes * blocks_per_class, 1, [&](int64_t begin, int64_t end) {
       Samples<T> samples;
       for (int64_t task = begin; task < end; ++task) {
@@ -96,7 +98,7 @@ struct CpuBackend {
             for (int64_t ctop = ctop0; ctop < ctop1; ++ctop) {
               const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
               T* plane = grad_input + (bin.batch * g.channels + deform_psroi_channel_of(g, bin, ctop0, ctop)) * g.height * g.width;
-              for (const auto& s : samples) deform_psroi_sample_scatter(plane, s, diff, add);
+              for (const auto& s : samples) deform_psroi_sample_scatter(plane, s, diff, OwnedAdd());
             }
           }
         }
@@ -140,9 +142,14 @@ struct CpuBackend {
 
 }  // namespace
 
+using HostDeformPSRoIPool = DeformPSRoIPoolDeviceBackend<HostLauncher>;
+
 TORCH_LIBRARY_IMPL(dcn_det, CPU, m) {
-  m.impl("deform_psroi_pool", &deform_psroi_pool_forward_kernel<CpuBackend>);
-  m.impl("_deform_psroi_pool_backward", &deform_psroi_pool_backward_kernel<CpuBackend>);
+  m.impl("deform_psroi_pool", &RoutedKernel<&deform_psroi_pool_forward_kernel<CpuBackend>,
+                                            &deform_psroi_pool_forward_kernel<HostDeformPSRoIPool>>::call);
+  m.impl("_deform_psroi_pool_backward",
+         &RoutedKernel<&deform_psroi_pool_backward_kernel<CpuBackend>,
+                       &deform_psroi_pool_backward_kernel<HostDeformPSRoIPool>>::call);
 }
 
 }  // namespace dcn_det
