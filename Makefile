@@ -16,7 +16,7 @@ CSRC := $(shell find dcn_det/ops/csrc -type f \( -name '*.cpp' -o -name '*.cu' -
 DEPS_STAMP := $(VENV)/.deps-installed
 EXT_STAMP := $(VENV)/.dcn_det-built
 
-.PHONY: install test demo benchmark clean
+.PHONY: install test demo benchmark coverage gpu-check clean
 
 install: $(EXT_STAMP)
 
@@ -45,6 +45,17 @@ demo: install
 
 benchmark: install
 	$(PY) tools/benchmark_ops.py
+
+# Line coverage of the C++ in dcn_det/ops/csrc/{common,cpu}/ by the CPU tests (gcov build
+# in build/coverage/, the normal build untouched).
+coverage: install
+	PYTHON=$(PY) tools/coverage.sh
+
+# On a machine with an NVIDIA GPU: build, CUDA tests, comparison with the host device
+# path, compute-sanitizer, CUDA benchmark; summary in GPU_CHECK_OUT (see the script).
+GPU_CHECK_OUT ?= output/gpu_check
+gpu-check:
+	tools/gpu_check.sh $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf build dcn_det/_C*.so *.egg-info $(EXT_STAMP)

@@ -6,6 +6,8 @@ FORCE_CUDA=1 (nvcc must be installed). Useful environment variables:
   TORCH_CUDA_ARCH_LIST      GPU architectures, e.g. "8.0;9.0" (default below)
   CUDA_HOME                 CUDA toolkit root (default: found from nvcc)
   MAX_JOBS                  parallel compile jobs (ninja)
+  DCN_CXX_FLAGS             extra host compiler flags, e.g. "--coverage -O0" (tools/coverage.sh)
+  DCN_LINK_FLAGS            extra linker flags, e.g. "--coverage"
 """
 import glob
 import os
@@ -75,7 +77,8 @@ def get_extensions():
     if force_cuda and CUDA_HOME is None:
         raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME")
 
-    cxx_flags = ["-O3"]  # the C++ standard is torch's (C++20 for torch 2.14)
+    cxx_flags = ["-O3"] + os.environ.get("DCN_CXX_FLAGS", "").split()  # C++ standard: torch's
+    link_flags = os.environ.get("DCN_LINK_FLAGS", "").split()
     define_macros = []
     if with_cuda:
         if torch.version.cuda is None:
@@ -91,9 +94,13 @@ def get_extensions():
                 include_dirs=_pip_cuda_include_dirs(),
                 define_macros=define_macros,
                 extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
+                extra_link_args=link_flags,
             )
         ]
-    return [CppExtension("dcn_det._C", sources, define_macros=define_macros, extra_compile_args={"cxx": cxx_flags})]
+    return [
+        CppExtension("dcn_det._C", sources, define_macros=define_macros, extra_compile_args={"cxx": cxx_flags},
+                     extra_link_args=link_flags)
+    ]
 
 
 setup(

@@ -9,11 +9,28 @@ import logging
 from detectron2.config import CfgNode as CN
 
 
+def register() -> None:
+    """Register dcn_det's detectron2 components (backbones, ROI heads: importing
+    dcn_det.modeling does it) and the generated ``shapes_dcn_*`` data sets (images are
+    generated on first use), leaving alone any data set of those names that is already
+    registered. Idempotent; :func:`add_dcn_config` calls it."""
+    from detectron2.data import DatasetCatalog
+
+    from . import modeling  # noqa: F401  (registration by decorators)
+    from .data import SPLITS, register_shapes_datasets
+
+    missing = {name: spec for name, spec in SPLITS.items() if name not in DatasetCatalog.list()}
+    if missing:
+        register_shapes_datasets(splits=missing)
+
+
 def add_dcn_config(cfg: CN) -> CN:
-    """Add dcn_det's keys (with their defaults) to ``cfg`` in place and return it.
+    """Add dcn_det's keys (with their defaults) to ``cfg`` in place and return it, and
+    make sure dcn_det's components and demo data sets are registered (:func:`register`).
 
     Calling it twice is harmless: keys that already exist keep their values.
     """
+    register()
     defaults = CN()
     defaults.MODEL = CN()
 

@@ -162,7 +162,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    import dcn_det  # noqa: F401  (registers the data sets and components)
+    import dcn_det
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
     from detectron2.utils.logger import setup_logger
@@ -170,6 +170,7 @@ def main():
     from dcn_det.data import SPLITS as DATA_SPLITS
     from dcn_det.data import prepare, register_shapes_datasets
 
+    dcn_det.register()  # the data sets and components
     setup_logger(name="detectron2")
     setup_logger(name="dcn_det")
     os.makedirs(args.output, exist_ok=True)

@@ -73,8 +73,11 @@ def test_registered_split_loads_through_detectron2(tmp_path):
         MetadataCatalog.remove("shapes_test_tiny")
 
 
-def test_import_registers_the_demo_splits():
-    import dcn_det  # noqa: F401
+def test_add_dcn_config_registers_the_demo_splits():
+    import dcn_det
+    from detectron2.config import get_cfg
     from detectron2.data import DatasetCatalog
+
+    dcn_det.add_dcn_config(get_cfg())
 
     assert {"shapes_dcn_train", "shapes_dcn_val", "shapes_dcn_val_scaled"} <= set(DatasetCatalog.list())

@@ -1,6 +1,6 @@
 """Plain-PyTorch reference for deformable convolution (DCNv1 / modulated DCNv2).
 
-Written from the semantics in SPEC.md section 1.1, independently of the compiled kernels:
+Written from the semantics in docs/semantics.md section 1, independently of the compiled kernels:
 
 * sampling point of output (ho, wo) and tap (i, j) of offset group g:
   ``y = ho*stride_h - pad_h + i*dil_h + dy``, ``x = wo*stride_w - pad_w + j*dil_w + dx``

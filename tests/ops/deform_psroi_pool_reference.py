@@ -1,6 +1,6 @@
 """Plain-PyTorch reference for ``deform_psroi_pool`` (deformable position-sensitive RoI pooling).
 
-Written from SPEC §1.2, whose semantics are those of MXNet's ``DeformablePSROIPooling``
+Written from docs/semantics.md section 2, whose semantics are those of MXNet's ``DeformablePSROIPooling``
 (Dai et al.). Everything is computed in float64 with differentiable torch ops on ``input``
 and ``offset``, so autograd gives the reference gradients; ``rois`` only select and place
 samples and receive no gradient.

@@ -1,4 +1,4 @@
-"""Correctness tests for ``dcn_det.ops.deform_conv2d`` (SPEC.md section 1.1).
+"""Correctness tests for ``dcn_det.ops.deform_conv2d`` (docs/semantics.md section 1).
 
 The ground truth is ``deform_conv2d_reference.deform_conv2d_ref``: a plain, vectorised
 PyTorch implementation written from the spec; autograd through it gives the reference

@@ -1,4 +1,4 @@
-"""Tests of ``dcn_det.ops.deform_psroi_pool`` (deformable PS-RoI pooling, SPEC §1.2).
+"""Tests of ``dcn_det.ops.deform_psroi_pool`` (deformable PS-RoI pooling, docs/semantics.md section 2).
 
 The operator is checked against the float64 reference in ``deform_psroi_pool_reference.py``
 (written from the spec and the semantics of MXNet's DeformablePSROIPooling) and against

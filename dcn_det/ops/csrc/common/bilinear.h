@@ -1,5 +1,5 @@
 // Bilinear interpolation on one H x W plane, zero outside the map (the DCNv2 /
-// torchvision / MXNet-ModulatedDeformableConvolution convention of SPEC 1.1):
+// torchvision / MXNet-ModulatedDeformableConvolution convention of docs/semantics.md section 1):
 //  * a point with y <= -1, y >= H, x <= -1 or x >= W samples 0;
 //  * otherwise each of the 4 surrounding corners contributes if it lies inside
 //    the map, and counts as 0 if it does not.
