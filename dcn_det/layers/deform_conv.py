@@ -5,18 +5,13 @@ constructor and parameter names of detectron2's layers of the same names, so det
 checkpoints load into them. `DeformConvWithOffset` / `ModulatedDeformConvWithOffset` own
 their offset (and mask) branch: a regular conv with the same geometry, zero-initialised.
 """
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
 from dcn_det.ops import deform_conv2d
-
-IntPair = Union[int, Tuple[int, int]]
-
-
-def _pair(value: IntPair) -> Tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+from dcn_det.ops.deform_conv import IntPair, int_pair
 
 
 class DeformConv(nn.Module):
@@ -61,10 +56,10 @@ class DeformConv(nn.Module):
             )
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
+        self.kernel_size = int_pair("kernel_size", kernel_size)
+        self.stride = int_pair("stride", stride)
+        self.padding = int_pair("padding", padding)
+        self.dilation = int_pair("dilation", dilation)
         self.groups = groups
         self.deformable_groups = deformable_groups
         self.norm = norm

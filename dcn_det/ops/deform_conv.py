@@ -15,12 +15,13 @@ from . import _extension  # noqa: F401  (registers torch.ops.dcn_det)
 IntPair = Union[int, Tuple[int, int]]
 
 
-def _pair(name: str, value: IntPair) -> Tuple[int, int]:
+def int_pair(name: str, value: IntPair) -> Tuple[int, int]:
+    """``value`` as (h, w): an int or a pair of ints; a TypeError naming ``name`` otherwise."""
     if isinstance(value, int):
         return value, value
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return int(value[0]), int(value[1])
-    raise TypeError(f"deform_conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
 def _check_tensor(name: str, value, dim: int, layout: str) -> None:
@@ -69,9 +70,9 @@ def deform_conv2d(
         _check_tensor("mask", mask, 4, "[N, offset_groups*kh*kw, out_h, out_w]")
     if bias is not None:
         _check_tensor("bias", bias, 1, "[out_channels]")
-    stride_h, stride_w = _pair("stride", stride)
-    pad_h, pad_w = _pair("padding", padding)
-    dil_h, dil_w = _pair("dilation", dilation)
+    stride_h, stride_w = int_pair("deform_conv2d: stride", stride)
+    pad_h, pad_w = int_pair("deform_conv2d: padding", padding)
+    dil_h, dil_w = int_pair("deform_conv2d: dilation", dilation)
 
     in_channels, weight_channels = input.shape[1], weight.shape[1]
     if weight_channels == 0 or in_channels % weight_channels != 0:

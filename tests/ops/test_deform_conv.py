@@ -21,15 +21,11 @@ import torch.nn.functional as F
 from dcn_det.ops import deform_conv2d
 from dcn_det.ops._device_path import test_hooks
 
-from .deform_conv2d_reference import deform_conv2d_ref, out_size
+from .deform_conv2d_reference import _pair, deform_conv2d_ref, out_size
 from .devices import CUDA_OK, CUDA_SKIP, DEVICES
 
 OP = torch.ops.dcn_det.deform_conv2d.default
 GRAD_NAMES = ("input", "offset", "weight", "bias", "mask")
-
-
-def _pair(v) -> Tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 @dataclasses.dataclass(frozen=True)

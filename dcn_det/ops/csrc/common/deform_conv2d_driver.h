@@ -110,12 +110,12 @@ struct DeformConv2dDeviceBackend {
   static void col2im(const DeformConv2dGeometry& g, const T* grad_columns, const int64_t* sample_index,
                      const T* sample_weight, int64_t nb, T* grad_input) {
     if (at::globalContext().deterministicAlgorithms()) {
-      Launcher::launch(nb * g.channels, DeformConv2dCol2imPlaneOp<T>{g, grad_columns, sample_index,
-                                                                     sample_weight, nb, grad_input});
+      Launcher::launch(nb * g.channels, DeformConv2dCol2imOp<T, true>{g, grad_columns, sample_index,
+                                                                      sample_weight, nb, grad_input});
       return;
     }
     Launcher::launch(g.channels * g.taps() * nb * g.out_pixels(),
-                     DeformConv2dCol2imOp<T>{g, grad_columns, sample_index, sample_weight, nb, grad_input});
+                     DeformConv2dCol2imOp<T, false>{g, grad_columns, sample_index, sample_weight, nb, grad_input});
   }
 
   template <typename T>

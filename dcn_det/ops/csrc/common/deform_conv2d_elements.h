@@ -230,8 +230,11 @@ struct DeformConv2dIm2colOp {
   }
 };
 
-// Step 3, index e over the column elements; concurrent writers, so atomic adds.
-template <typename T>
+// Step 3. OwnerPerPlane false: index e over the column elements, concurrent
+// writers, so atomic adds. True (deterministic): index bc over the nb*C (image,
+// channel) planes; the thread owns its plane and scatters its K*P columns in a
+// fixed order.
+template <typename T, bool OwnerPerPlane>
 struct DeformConv2dCol2imOp {
   DeformConv2dGeometry g;
   const T* grad_columns;
@@ -239,33 +242,22 @@ struct DeformConv2dCol2imOp {
   const T* sample_weight;
   int64_t nb;
   T* grad_input;
-  DCN_INLINE void operator()(int64_t e) const {
-    const DeformConv2dColumnIndex i = deform_conv2d_column_index(g, nb, e);
-    deform_conv2d_scatter_column(g, grad_columns[e], sample_index, sample_weight, i.c, i.k, i.b, i.p,
-                                 grad_input, AtomicAdd());
-  }
-};
-
-// Step 3, deterministic: index bc over the nb*C (image, channel) planes; the
-// thread owns its plane and scatters its K*P columns in a fixed order.
-template <typename T>
-struct DeformConv2dCol2imPlaneOp {
-  DeformConv2dGeometry g;
-  const T* grad_columns;
-  const int64_t* sample_index;
-  const T* sample_weight;
-  int64_t nb;
-  T* grad_input;
-  DCN_INLINE void operator()(int64_t bc) const {
-    const int64_t K = g.taps();
-    const int64_t P = g.out_pixels();
-    const int64_t b = bc / g.channels;
-    const int64_t c = bc - b * g.channels;
-    for (int64_t k = 0; k < K; ++k) {
-      const T* gc = grad_columns + (c * K + k) * nb * P + b * P;
-      for (int64_t p = 0; p < P; ++p) {
-        deform_conv2d_scatter_column(g, gc[p], sample_index, sample_weight, c, k, b, p, grad_input, OwnedAdd());
+  DCN_INLINE void operator()(int64_t index) const {
+    if constexpr (OwnerPerPlane) {
+      const int64_t K = g.taps();
+      const int64_t P = g.out_pixels();
+      const int64_t b = index / g.channels;
+      const int64_t c = index - b * g.channels;
+      for (int64_t k = 0; k < K; ++k) {
+        const T* gc = grad_columns + (c * K + k) * nb * P + b * P;
+        for (int64_t p = 0; p < P; ++p) {
+          deform_conv2d_scatter_column(g, gc[p], sample_index, sample_weight, c, k, b, p, grad_input, OwnedAdd());
+        }
       }
+    } else {
+      const DeformConv2dColumnIndex i = deform_conv2d_column_index(g, nb, index);
+      deform_conv2d_scatter_column(g, grad_columns[index], sample_index, sample_weight, i.c, i.k, i.b, i.p,
+                                   grad_input, AtomicAdd());
     }
   }
 };
