@@ -31,9 +31,10 @@ echo "=== [coverage] running tests/ops and tests/layers against $lib"
 DCN_DET_EXTENSION="$lib" "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests/ops tests/layers
 
 echo "=== [coverage] line coverage of $CSRC/common/ and $CSRC/cpu/"
-# Headers are compiled into several translation units; gcovr merges their counts.
+# Headers are compiled into several translation units and templates into several
+# instances: --merge-lines counts each source line once (executed by any of them).
 "$PY" -m gcovr --root . --object-directory "$OUT/obj" \
-  --filter "$CSRC/common/" --filter "$CSRC/cpu/" \
+  --filter "$CSRC/common/" --filter "$CSRC/cpu/" --merge-lines \
   --txt "$OUT/coverage.txt" --json-summary "$OUT/coverage.json" --json-summary-pretty \
   --print-summary >/dev/null
 cat "$OUT/coverage.txt"
