@@ -22,6 +22,12 @@
 # benchmark selection, for the smoke test).
 # detectron2 is not needed (the model tests are not run). To run those as well, carry a
 # detectron2 wheel (tools/install_detectron2.sh builds one) and pip install it first.
+# On the lent GPU machine (the device tool): python3 there may lack pytest, expecttest or
+# torchvision (the benchmark's reference); bring them as cp312 wheels in an ignored .whl/
+# folder (`pip download --no-deps --only-binary=:all: --python-version 3.12 ...`), carry it,
+# and start the command with
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+#   export PYTHONPATH=/tmp/site; PYTHON=python3 tools/gpu_check.sh $OUT/gpu_check
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: tools/gpu_check.sh OUT_DIR}
