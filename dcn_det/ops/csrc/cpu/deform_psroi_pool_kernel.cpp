@@ -11,12 +11,17 @@
 // Backward without atomics, deterministic: the input gradient is computed per block of
 // output channels (disjoint output channels read disjoint input channels), the offset
 // gradient per RoI (a task owns that RoI's offsets).
+//
+// group_size 1 (deformable RoI pooling of Faster R-CNN) takes the channels-last path of
+// deform_psroi_pool_channels_last.h instead: the channels of a class are one contiguous
+// run per sample corner there.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <vector>
 
 #include "../common/deform_psroi_pool_driver.h"
+#include "deform_psroi_pool_channels_last.h"
 #include "device_path.h"
 
 namespace dcn_det {
@@ -43,14 +48,60 @@ const T* plane_of(const DeformPSRoIPoolGeometry& g, const T* data, const PSRoIBi
   return data + (bin.batch * g.channels + channel) * g.height * g.width;
 }
 
+// [N, C, H, W] data at `data` as a contiguous [N, H, W, C] tensor.
+template <typename T>
+at::Tensor to_channels_last(const DeformPSRoIPoolGeometry& g, const T* data) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  return at::from_blob(const_cast<T*>(data), {g.batch, g.channels, g.height, g.width}, options)
+      .permute({0, 2, 3, 1})
+      .contiguous();
+}
+
+// [R, C, bins] at `data` as a contiguous [R, bins, C] tensor.
+template <typename T>
+at::Tensor bins_outer(const DeformPSRoIPoolGeometry& g, const T* data, int64_t num_rois) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  return at::from_blob(const_cast<T*>(data), {num_rois, g.output_dim, g.bins()}, options).transpose(1, 2).contiguous();
+}
+
 struct CpuBackend {
   struct Guard {
     explicit Guard(const c10::Device&) {}
   };
 
   template <typename T>
+  static void forward_group1(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois, const T* offset,
+                             int64_t num_rois, T* output) {
+    const cpu::GatheredBins<T> gathered(g, rois, offset, num_rois);
+    const at::Tensor input_nhwc = to_channels_last(g, input);
+    at::Tensor out = at::empty({num_rois, g.bins(), g.output_dim}, input_nhwc.options());
+    cpu::psroi_forward_channels_last(gathered, input_nhwc.const_data_ptr<T>(), num_rois, out.mutable_data_ptr<T>());
+    at::from_blob(output, {num_rois, g.output_dim, g.bins()}, input_nhwc.options()).copy_(out.transpose(1, 2));
+  }
+
+  template <typename T>
+  static void backward_group1(const DeformPSRoIPoolGeometry& g, const T* grad_output, const T* input,
+                              const T* rois, const T* offset, int64_t num_rois, T* grad_input, T* grad_offset) {
+    const cpu::GatheredBins<T> gathered(g, rois, offset, num_rois);
+    const at::Tensor go = bins_outer(g, grad_output, num_rois);
+    const at::Tensor input_nhwc = to_channels_last(g, input);
+    at::Tensor grad_nhwc = at::zeros({g.batch, g.height, g.width, g.channels}, input_nhwc.options());
+    cpu::psroi_input_grad_channels_last(gathered, go.const_data_ptr<T>(), num_rois, grad_nhwc.mutable_data_ptr<T>());
+    at::from_blob(grad_input, {g.batch, g.channels, g.height, g.width}, input_nhwc.options())
+        .add_(grad_nhwc.permute({0, 3, 1, 2}));
+    if (!g.no_trans) {
+      cpu::psroi_offset_grad_channels_last(gathered, input_nhwc.const_data_ptr<T>(), go.const_data_ptr<T>(),
+                                           num_rois, grad_offset);
+    }
+  }
+
+  template <typename T>
   static void forward(const DeformPSRoIPoolGeometry& g, const T* input, const T* rois,
                       const T* offset, int64_t num_rois, T* output) {
+    if (g.group_size == 1) {
+      forward_group1(g, input, rois, offset, num_rois, output);
+      return;
+    }
     const int64_t classes = sampling_classes(g), per_class = channels_per_sampling_class(g);
     const int64_t bins = g.bins();
     at::parallel_for(0, num_rois * classes, 1, [&](int64_t begin, int64_t end) {
@@ -77,6 +128,10 @@ struct CpuBackend {
   static void backward(const DeformPSRoIPoolGeometry& g, const T* grad_output, const T* input,
                        const T* rois, const T* offset, int64_t num_rois, T* grad_input,
                        T* grad_offset) {
+    if (g.group_size == 1) {
+      backward_group1(g, grad_output, input, rois, offset, num_rois, grad_input, grad_offset);
+      return;
+    }
     const int64_t classes = sampling_classes(g), per_class = channels_per_sampling_class(g);
     const int64_t bins = g.bins();
     // Input gradient: tasks own blocks of a class's output channels. Enough blocks to

@@ -49,6 +49,34 @@ inline void weighted_sum4(T* __restrict dst, const T* __restrict a, const T* __r
   }
 }
 
+// dst[i] += w0*a[i] + w1*b[i] + w2*c[i] + w3*d[i]  (a..d may coincide: they are only read)
+template <typename T>
+inline void weighted_add4(T* __restrict dst, const T* a, const T* b, const T* c, const T* d, T w0, T w1,
+                          T w2, T w3, int64_t n) {
+  using V = Vec<T>;
+  int64_t i = 0;
+  for (; i + V::kWidth <= n; i += V::kWidth) {
+    V::store(dst + i,
+             V::load(dst + i) + w0 * V::load(a + i) + w1 * V::load(b + i) + w2 * V::load(c + i) + w3 * V::load(d + i));
+  }
+  for (; i < n; ++i) {
+    dst[i] += w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i];
+  }
+}
+
+// dst[i] += w * g[i]
+template <typename T>
+inline void axpy(T* __restrict dst, const T* __restrict g, T w, int64_t n) {
+  using V = Vec<T>;
+  int64_t i = 0;
+  for (; i + V::kWidth <= n; i += V::kWidth) {
+    V::store(dst + i, V::load(dst + i) + w * V::load(g + i));
+  }
+  for (; i < n; ++i) {
+    dst[i] += w * g[i];
+  }
+}
+
 // a[i] += w0*g[i], b[i] += w1*g[i], c[i] += w2*g[i], d[i] += w3*g[i]
 // (a..d are 4 distinct corners: they never overlap within n <= channels).
 template <typename T>
