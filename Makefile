@@ -16,7 +16,7 @@ CSRC := $(shell find dcn_det/ops/csrc -type f \( -name '*.cpp' -o -name '*.cu' -
 DEPS_STAMP := $(VENV)/.deps-installed
 EXT_STAMP := $(VENV)/.dcn_det-built
 
-.PHONY: install test demo benchmark coverage gpu-check clean
+.PHONY: install test demo benchmark coverage sanitize gpu-check clean
 
 install: $(EXT_STAMP)
 
@@ -50,6 +50,10 @@ benchmark: install
 # in build/coverage/, the normal build untouched).
 coverage: install
 	PYTHON=$(PY) tools/coverage.sh
+
+# The operator tests and a fuzzer batch under ASan + UBSan (build in build/sanitize/).
+sanitize: install
+	PYTHON=$(PY) tools/sanitize.sh
 
 # On a machine with an NVIDIA GPU: build, CUDA tests, comparison with the host device
 # path, compute-sanitizer, CUDA benchmark; summary in GPU_CHECK_OUT (see the script).

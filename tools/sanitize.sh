@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The operators under AddressSanitizer + UndefinedBehaviorSanitizer. `make sanitize` runs it.
+#
+#   1. builds the CPU extension with -fsanitize=address,undefined,float-cast-overflow
+#      (-O1, no recovery: the first report fails the run) into build/sanitize/ -- the
+#      normal build (dcn_det/_C*.so) is untouched;
+#   2. runs the operator tests (tests/ops: CPU kernels and the host device path) and a
+#      fuzzer batch (tools/fuzz_ops.py, FUZZ_COUNT calls per op, default 1000, on both)
+#      against it, with the ASan runtime preloaded into python (LD_PRELOAD: the runtime
+#      must come first) and leak detection off (CPython's own allocations are not leaks).
+#      pytest runs with -s: a sanitizer report goes to file descriptor 2 and ends the
+#      process at once, so pytest's capture would swallow it.
+#
+# float-cast-overflow is not part of -fsanitize=undefined in GCC; it is asked for
+# explicitly, since a float-to-int conversion of an out-of-range coordinate would be
+# undefined behaviour (the kernels convert only after range checks).
+# Environment: PYTHON (default .venv/bin/python), MAX_JOBS, PYTEST_ARGS, FUZZ_COUNT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+OUT=build/sanitize
+SAN="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+echo "=== [sanitize] building the CPU extension with $SAN in $OUT"
+FORCE_CUDA=0 DCN_CXX_FLAGS="-O1 -g $SAN" DCN_LINK_FLAGS="$SAN" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+  "$PY" setup.py -q build_ext --build-temp "$OUT/obj" --build-lib "$OUT/lib" >"$OUT/build.log" 2>&1 ||
+  { tail -50 "$OUT/build.log"; exit 1; }
+lib=$(ls "$OUT"/lib/dcn_det/_C*.so)
+# A clean run only means something if the checks are in the library: its ASan reports,
+# UBSan's float-to-int and bounds handlers.
+for symbol in __asan_report_load __ubsan_handle_float_cast_overflow __ubsan_handle_out_of_bounds; do
+  nm -D "$lib" | grep -q "$symbol" || { echo "sanitize: $lib has no $symbol: not instrumented"; exit 1; }
+done
+
+export DCN_DET_EXTENSION="$lib"
+# libstdc++ too: python is not linked to it, and ASan must see it at start-up to intercept
+# __cxa_throw (otherwise the first C++ exception stops the run with an ASan CHECK failure).
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+echo "=== [sanitize] tests/ops against $lib (LD_PRELOAD=$LD_PRELOAD)"
+"$PY" -m pytest -q -s -p no:cacheprovider ${PYTEST_ARGS:-} tests/ops --deselect tests/ops/test_fuzz.py
+echo "=== [sanitize] fuzzer, ${FUZZ_COUNT:-1000} calls per op, CPU kernels and host device path"
+"$PY" tools/fuzz_ops.py --count "${FUZZ_COUNT:-1000}" --seed 3
+"$PY" tools/fuzz_ops.py --count "${FUZZ_COUNT:-1000}" --seed 4 --device-path
+echo "=== [sanitize] no sanitizer reports"
