@@ -20,12 +20,8 @@ MIN=${MIN_COMMON_PERCENT:-95}
 CSRC=dcn_det/ops/csrc
 
 "$PY" -m gcovr --version >/dev/null 2>&1 || "$PY" -m pip install -q gcovr
-rm -rf "$OUT"
 echo "=== [coverage] building the instrumented CPU extension in $OUT"
-FORCE_CUDA=0 DCN_CXX_FLAGS="-O0 --coverage" DCN_LINK_FLAGS="--coverage" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-  "$PY" setup.py -q build_ext --build-temp "$OUT/obj" --build-lib "$OUT/lib" >"$OUT.build.log" 2>&1 ||
-  { tail -50 "$OUT.build.log"; exit 1; }
-lib=$(ls "$OUT"/lib/dcn_det/_C*.so)
+lib=$(PYTHON="$PY" tools/build_variant.sh "$OUT" "-O0 --coverage" "--coverage")
 
 echo "=== [coverage] running tests/ops and tests/layers against $lib"
 DCN_DET_EXTENSION="$lib" "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests/ops tests/layers

@@ -21,13 +21,8 @@ PY=${PYTHON:-.venv/bin/python}
 OUT=build/sanitize
 SAN="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-rm -rf "$OUT"
-mkdir -p "$OUT"
 echo "=== [sanitize] building the CPU extension with $SAN in $OUT"
-FORCE_CUDA=0 DCN_CXX_FLAGS="-O1 -g $SAN" DCN_LINK_FLAGS="$SAN" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-  "$PY" setup.py -q build_ext --build-temp "$OUT/obj" --build-lib "$OUT/lib" >"$OUT/build.log" 2>&1 ||
-  { tail -50 "$OUT/build.log"; exit 1; }
-lib=$(ls "$OUT"/lib/dcn_det/_C*.so)
+lib=$(PYTHON="$PY" tools/build_variant.sh "$OUT" "-O1 -g $SAN" "$SAN")
 # A clean run only means something if the checks are in the library: its ASan reports,
 # UBSan's float-to-int and bounds handlers.
 for symbol in __asan_report_load __ubsan_handle_float_cast_overflow __ubsan_handle_out_of_bounds; do
