@@ -524,3 +524,27 @@ def test_backward_under_deterministic_algorithms_is_repeatable_and_correct(case,
     torch.testing.assert_close(ours[0].cpu(), ref_inp.grad, rtol=1e-9, atol=1e-10)
     if not case.no_trans:
         torch.testing.assert_close(ours[1].cpu(), ref_off.grad, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_offset_skips_the_bins_that_read_it(bad, device):
+    """docs/semantics.md section 2: a non-finite offset makes its bins' sample positions
+    non-finite, so they are skipped (output 0, zero gradients), also with trans_std 0
+    (0 x inf = NaN); every other bin is the no_trans result."""
+    gen = torch.Generator().manual_seed(5)
+    inp = torch.randn(1, 4 * 9, 8, 8, generator=gen, dtype=F64)
+    rois = torch.tensor([[0, 1.0, 2.0, 6.0, 7.0], [0, 0.0, 0.0, 7.0, 5.0]], dtype=F64)
+    offset = torch.zeros(2, 2, 3, 3, dtype=F64)
+    offset[0, 0, 1, 2] = bad  # dx of RoI 0, bin (1, 2)
+    args = (1.0, 4, 3, 3, 3, 2, 0.0, False)  # scale, output_dim, group, pooled, part, spp, trans_std 0
+    i = inp.to(device).requires_grad_(True)
+    o = offset.to(device).requires_grad_(True)
+    out = deform_psroi_pool(i, rois.to(device), o, *args)
+    out.sum().backward()
+    plain = deform_psroi_pool(inp, rois, None, *args[:-1], True)
+    expected = plain.clone()
+    expected[0, :, 1, 2] = 0
+    torch.testing.assert_close(out.detach().cpu(), expected, rtol=0, atol=1e-12)
+    assert torch.isfinite(i.grad).all() and torch.isfinite(o.grad).all()
+    assert torch.all(o.grad == 0)  # trans_std 0: no offset gradient anywhere
