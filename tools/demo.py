@@ -123,9 +123,6 @@ def table(rows) -> str:
 
 def _spread(values) -> str:
     """mean ± sample std (min–max) of several runs."""
-    values = [v for v in values if v == v]  # drop nan (a metric with no objects of that size)
-    if not values:
-        return "nan"
     if len(values) == 1:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} ({min(values):.1f}–{max(values):.1f})"
@@ -136,16 +133,20 @@ SUMMARY_METRICS = ("AP", "AP50", "AP75")
 
 def seeds_table(rows) -> str:
     """Several seeds: one line per model and split, each cell mean ± std (min–max) over the
-    seeds; rows of (name, split, metrics, train s/iter)."""
+    seeds; rows of (name, split, metrics, train s/iter). A run with no detection at all
+    (COCO evaluation gives nan) counts as 0 AP and is named in the runs column: leaving it
+    out would hide a failed training."""
     groups = {}
     for name, split, r, s_iter in rows:
         groups.setdefault((name, split), []).append((r, s_iter))
     head = "| model | validation split | runs | " + " | ".join(SUMMARY_METRICS) + " | train s/iter |"
     lines = [head, "|" + "---|" * (len(SUMMARY_METRICS) + 4)]
     for (name, split), runs in groups.items():
-        cells = " | ".join(_spread([r[m] for r, _ in runs]) for m in SUMMARY_METRICS)
+        empty = sum(1 for r, _ in runs if r["AP"] != r["AP"])
+        cells = " | ".join(_spread([r[m] if r[m] == r[m] else 0.0 for r, _ in runs]) for m in SUMMARY_METRICS)
+        count = f"{len(runs)}" + (f" ({empty} with no detection: 0 AP)" if empty else "")
         s_iter = [t for _, t in runs]
-        lines.append(f"| {name} | {split} | {len(runs)} | {cells} | {statistics.mean(s_iter):.2f} |")
+        lines.append(f"| {name} | {split} | {count} | {cells} | {statistics.mean(s_iter):.2f} |")
     return "\n".join(lines)
 
 
@@ -284,7 +285,8 @@ def main():
     ]
     if args.seeds > 1:
         report += [f"{args.seeds} runs per model (seeds {args.seed}..{args.seed + args.seeds - 1}); "
-                   "each cell: mean ± sample std (min–max) over the runs; train s/iter: mean.", ""]
+                   "each cell: mean ± sample std (min–max) over the runs (a run with no detection counts as 0 AP); "
+                   "train s/iter: mean.", ""]
     report.append(text)
     if ratio_text:
         report += ["", f"Training time per iteration relative to the plain model (median s/iter): {ratio_text}."]
