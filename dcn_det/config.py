@@ -2,7 +2,7 @@
 
 dcn_det reuses detectron2's own keys where they exist — MODEL.RESNETS.DEFORM_ON_PER_STAGE,
 DEFORM_MODULATED, DEFORM_NUM_GROUPS, RES5_DILATION — and adds only what detectron2 lacks,
-under MODEL.DCN (deformable layers) and MODEL.RFCN (the R-FCN head).
+under MODEL.DCN (deformable layers), MODEL.RFCN (the R-FCN head) and SOLVER.OPTIMIZER.
 """
 import logging
 
@@ -84,6 +84,12 @@ def add_dcn_config(cfg: CN) -> CN:
     # lets it learn. 1 = the original head. Keep it between training and testing: it is part
     # of the model, like the weights it scales.
     rfcn.HEAD_LR_FACTOR = 1.0
+
+    defaults.SOLVER = CN()
+    # "SGD" (detectron2's: SOLVER.MOMENTUM, NESTEROV) or "AdamW" (betas (0.9, 0.999); takes
+    # SOLVER.BASE_LR, WEIGHT_DECAY*, BIAS_LR_FACTOR, the LR schedule and gradient clipping
+    # like SGD). Built by dcn_det.engine.Trainer.build_optimizer.
+    defaults.SOLVER.OPTIMIZER = "SGD"
 
     _merge_missing(cfg, defaults)
     return cfg

@@ -4,9 +4,13 @@ import logging
 import os
 from typing import Iterable, Optional
 
+import torch
+
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import DefaultTrainer
+from detectron2.solver import build_optimizer as build_sgd_optimizer
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
 
@@ -77,9 +81,35 @@ def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str
                               "register it with evaluator_type 'coco' or 'pascal_voc'")
 
 
+def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The optimizer named by SOLVER.OPTIMIZER: "SGD" is detectron2's build_optimizer,
+    "AdamW" uses the same parameter groups (SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM,
+    WEIGHT_DECAY_BIAS, BIAS_LR_FACTOR) and gradient clipping (SOLVER.CLIP_GRADIENTS)."""
+    name = cfg.SOLVER.get("OPTIMIZER", "SGD")
+    if name == "SGD":
+        return build_sgd_optimizer(cfg, model)
+    if name == "AdamW":
+        params = get_default_optimizer_params(
+            model,
+            base_lr=cfg.SOLVER.BASE_LR,
+            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+        )
+        return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(
+            params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY
+        )
+    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'AdamW', not {name!r}")
+
+
 class Trainer(DefaultTrainer):
-    """detectron2's DefaultTrainer with evaluators chosen by :func:`build_evaluator`."""
+    """detectron2's DefaultTrainer with evaluators chosen by :func:`build_evaluator` and the
+    optimizer chosen by SOLVER.OPTIMIZER (:func:`build_optimizer`)."""
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return build_evaluator(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)

@@ -26,6 +26,7 @@ DEFAULTS = {
     "MODEL.RFCN.HEAD_INIT_STD": 0.01,
     "MODEL.RFCN.HIDDEN_INIT": "normal",
     "MODEL.RFCN.HEAD_LR_FACTOR": 1.0,
+    "SOLVER.OPTIMIZER": "SGD",
 }
 
 
@@ -59,13 +60,14 @@ def test_add_dcn_config_adds_every_key_with_its_default():
 def test_add_dcn_config_adds_no_undocumented_key():
     cfg = add_dcn_config(get_cfg())
     added = _flat_keys(cfg.MODEL.DCN, "MODEL.DCN.") | _flat_keys(cfg.MODEL.RFCN, "MODEL.RFCN.")
+    added |= {f"SOLVER.{key}" for key in set(cfg.SOLVER) - set(get_cfg().SOLVER)}
     assert added == set(DEFAULTS)
 
 
 def test_add_dcn_config_leaves_detectron2_keys_unchanged():
     plain = get_cfg()
     cfg = add_dcn_config(get_cfg())
-    del cfg.MODEL["DCN"], cfg.MODEL["RFCN"]
+    del cfg.MODEL["DCN"], cfg.MODEL["RFCN"], cfg.SOLVER["OPTIMIZER"]
     assert cfg == plain
 
 

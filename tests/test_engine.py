@@ -159,3 +159,21 @@ def test_build_evaluator_raises_not_implemented_for_other_evaluator_types(regist
 def test_trainer_builds_evaluators_with_build_evaluator(register, coco_files, tmp_path):
     name = register("coco", {}, *coco_files)
     assert isinstance(Trainer.build_evaluator(build_cfg(), name, str(tmp_path)), COCOEvaluatorWithSubmission)
+
+
+def test_solver_optimizer_chooses_sgd_or_adamw_with_detectron2s_param_groups():
+    import torch
+
+    from dcn_det.engine import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    cfg = build_cfg("", ["SOLVER.BASE_LR", "0.001", "SOLVER.WEIGHT_DECAY", "0.05"])
+    assert type(build_optimizer(cfg, model)) is torch.optim.SGD  # the default: detectron2's
+    cfg.SOLVER.OPTIMIZER = "AdamW"
+    adamw = build_optimizer(cfg, model)
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["lr"] == 0.001
+    # norm weights get SOLVER.WEIGHT_DECAY_NORM (0), as with SGD
+    assert sorted(g["weight_decay"] for g in adamw.param_groups) == [0.0, 0.05]
+    cfg.SOLVER.OPTIMIZER = "Adam"
+    with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
+        build_optimizer(cfg, model)

@@ -4,12 +4,14 @@ shapes data set, evaluate both on a validation split like the training data and 
 with unseen scales/rotations/shears, and report AP side by side with pictures of where
 the deformable layers sample and where deformable RoI pooling moves its bins.
 
-    python tools/demo.py                       # default budget (about 20 min on 2 CPU cores)
+    python tools/demo.py                       # default budget (under 20 min on 2 CPU cores)
     python tools/demo.py --iters 300           # shorter; --iters 3000 for a better model
+    python tools/demo.py --seeds 3             # each model 3 times (seeds 0, 1, 2): mean ± spread
     python tools/demo.py --models plain dcnv1 dcnv2
     python tools/demo.py --models rfcn_plain rfcn_dcnv2   # the R-FCN pair (configs/Demo/rfcn_*.yaml)
 Interrupted? Run it again: training resumes from the last checkpoint, finished models
-and evaluations are reused (delete output/demo to start over).
+and evaluations are reused (delete output/demo to start over). The recipe and the runs that
+chose it: docs/demo.md.
 """
 import argparse
 import dataclasses
@@ -35,7 +37,13 @@ POOLING_BOXES = 3  # detections drawn in pooling_offsets.png
 POOLING_SCAN = 20  # ... on the image, of the first 20 of shapes_dcn_val, with the most confident detection
 
 
-def model_cfg(name: str, args):
+def run_dir(output: str, name: str, seed_index: int, num_seeds: int) -> str:
+    """OUTPUT/NAME for a single run (the layout resume has always used), OUTPUT/NAME/seedI
+    for run I of several."""
+    return os.path.join(output, name) if num_seeds == 1 else os.path.join(output, name, f"seed{seed_index}")
+
+
+def model_cfg(name: str, args, seed_index: int = 0):
     from dcn_det.engine import build_cfg
 
     iters = args.iters
@@ -43,7 +51,8 @@ def model_cfg(name: str, args):
         CONFIGS[name],
         [
             "MODEL.DEVICE", "cpu",
-            "OUTPUT_DIR", os.path.join(args.output, name),
+            "OUTPUT_DIR", run_dir(args.output, name, seed_index, args.seeds),
+            "SEED", str(args.seed + seed_index),
             "SOLVER.MAX_ITER", str(iters),
             "SOLVER.STEPS", f"({int(iters * 0.8)},)",
             "SOLVER.WARMUP_ITERS", str(min(100, iters // 5)),
@@ -58,18 +67,21 @@ def model_cfg(name: str, args):
 
 def train(name: str, cfg) -> float:
     """Train (or resume, or reuse) and return the median seconds per iteration."""
+    from detectron2.utils.env import seed_all_rng
+
     from dcn_det.engine import Trainer
 
     done = os.path.join(cfg.OUTPUT_DIR, "demo_done.json")
     if os.path.exists(done):
         print(f"{name}: already trained ({done}); delete it to train again", flush=True)
         return json.load(open(done))["s_per_iter"]
+    seed_all_rng(cfg.SEED)  # weights, data order (the sampler draws its seed from numpy): one run per seed
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=True)
     trainer.train()
     times = [json.loads(line)["time"] for line in open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")) if '"time"' in line]
     s_per_iter = statistics.median(times) if times else float("nan")
-    _write_json(done, {"s_per_iter": s_per_iter, "iters": cfg.SOLVER.MAX_ITER})
+    _write_json(done, {"s_per_iter": s_per_iter, "iters": cfg.SOLVER.MAX_ITER, "seed": cfg.SEED})
     return s_per_iter
 
 
@@ -100,12 +112,58 @@ def _write_json(path: str, data) -> None:
 
 
 def table(rows) -> str:
+    """One line per run: rows of (name, split, metrics, train s/iter)."""
     head = "| model | validation split | " + " | ".join(METRICS) + " | train s/iter | inference ms/image |"
     lines = [head, "|" + "---|" * (len(METRICS) + 4)]
     for name, split, r, s_iter in rows:
         cells = " | ".join(f"{r[m]:.1f}" for m in METRICS)
         lines.append(f"| {name} | {split} | {cells} | {s_iter:.2f} | {r['ms_per_image']:.0f} |")
     return "\n".join(lines)
+
+
+def _spread(values) -> str:
+    """mean ± sample std (min–max) of several runs."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} ({min(values):.1f}–{max(values):.1f})"
+
+
+SUMMARY_METRICS = ("AP", "AP50", "AP75")
+
+
+def seeds_table(rows) -> str:
+    """Several seeds: one line per model and split, each cell mean ± std (min–max) over the
+    seeds; rows of (name, split, metrics, train s/iter). A run with no detection at all
+    (COCO evaluation gives nan) counts as 0 AP and is named in the runs column: leaving it
+    out would hide a failed training."""
+    groups = {}
+    for name, split, r, s_iter in rows:
+        groups.setdefault((name, split), []).append((r, s_iter))
+    head = "| model | validation split | runs | " + " | ".join(SUMMARY_METRICS) + " | train s/iter |"
+    lines = [head, "|" + "---|" * (len(SUMMARY_METRICS) + 4)]
+    for (name, split), runs in groups.items():
+        empty = sum(1 for r, _ in runs if r["AP"] != r["AP"])
+        cells = " | ".join(_spread([r[m] if r[m] == r[m] else 0.0 for r, _ in runs]) for m in SUMMARY_METRICS)
+        count = f"{len(runs)}" + (f" ({empty} with no detection: 0 AP)" if empty else "")
+        s_iter = [t for _, t in runs]
+        lines.append(f"| {name} | {split} | {count} | {cells} | {statistics.mean(s_iter):.2f} |")
+    return "\n".join(lines)
+
+
+def cost_ratios(rows) -> dict:
+    """Median train s/iter of each model over its runs, divided by the plain model's
+    ("plain" or "rfcn_plain"); {} when no plain model was trained."""
+    per_model = {}
+    for name, split, _, s_iter in rows:
+        if split == SPLITS[0]:
+            per_model.setdefault(name, []).append(s_iter)
+    median = {name: statistics.median(v) for name, v in per_model.items()}
+    ratios = {}
+    for name, t in median.items():
+        base = "rfcn_plain" if name.startswith("rfcn_") else "plain"
+        if name != base and base in median:
+            ratios[name] = t / median[base]
+    return ratios
 
 
 def most_confident(model, records):
@@ -149,7 +207,12 @@ def draw_figures(models, output: str) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["plain", "dcnv2"], choices=sorted(CONFIGS))
-    parser.add_argument("--iters", type=int, default=700, help="training iterations per model (4 images each)")
+    parser.add_argument("--iters", type=int, default=1000,
+                        help="training iterations per model (SOLVER.IMS_PER_BATCH images each: 16 in the Faster R-CNN configs)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each model N times (cfg.SEED = --seed + i, under OUTPUT/NAME/seedI when N > 1) "
+                             "and report mean ± std (min–max) per model and split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first run (default 0)")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "demo"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--images", type=int, nargs=2, metavar=("TRAIN", "VAL"), default=None,
@@ -159,6 +222,8 @@ def main():
     args = parser.parse_args()
     if args.iters < 10:
         parser.error("--iters must be >= 10")
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -183,33 +248,51 @@ def main():
         )
     prepare(["shapes_dcn_train", *SPLITS])
 
-    rows, models = [], []
-    for name in args.models:
-        cfg = model_cfg(name, args)
-        print(f"\n=== training {name} ({args.iters} iterations) -> {cfg.OUTPUT_DIR}", flush=True)
-        s_iter = train(name, cfg)
-        model = build_model(cfg).eval()
-        DetectionCheckpointer(model).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
-        models.append((name, model))
-        for split in SPLITS:
-            print(f"=== evaluating {name} on {split}", flush=True)
-            rows.append((name, split, evaluate(name, cfg, model, split), s_iter))
+    rows, models, seeds = [], [], []
+    for seed_index in range(args.seeds):  # seed-major: an interrupted --seeds run has whole seeds done
+        for name in args.models:
+            cfg = model_cfg(name, args, seed_index)
+            seeds.append(cfg.SEED)
+            print(f"\n=== training {name} ({args.iters} iterations, seed {cfg.SEED}) -> {cfg.OUTPUT_DIR}", flush=True)
+            s_iter = train(name, cfg)
+            model = build_model(cfg).eval()
+            DetectionCheckpointer(model).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+            if seed_index == 0:
+                models.append((name, model))  # the figures show the first seed's models
+            for split in SPLITS:
+                print(f"=== evaluating {name} (seed {cfg.SEED}) on {split}", flush=True)
+                rows.append((name, split, evaluate(name, cfg, model, split), s_iter, cfg.SEED))
+    ims_per_batch = cfg.SOLVER.IMS_PER_BATCH
 
     figures = draw_figures(models, args.output)
 
     minutes = (time.time() - t0) / 60
-    text = table(rows)
+    runs = [row[:4] for row in rows]
+    text = table(runs) if args.seeds == 1 else seeds_table(runs)
+    ratios = cost_ratios(runs)
+    ratio_text = ", ".join(f"{name}/{'rfcn_plain' if name.startswith('rfcn_') else 'plain'} {r:.2f}x"
+                           for name, r in ratios.items())
     report = [
         "# dcn_det demo report",
         "",
         f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{args.iters} iterations x 4 images per model, from scratch; {minutes:.1f} min in all.",
+        f"{torch.get_num_threads()} torch threads, {args.iters} iterations x {ims_per_batch} images per model, "
+        f"from scratch, seed{'s' if args.seeds > 1 else ''} {', '.join(map(str, sorted(set(seeds))))}; "
+        f"{minutes:.1f} min in all.",
         "",
         "COCO box AP (%) on the generated shapes data set: `shapes_dcn_val` has the training "
         "transformations, `shapes_dcn_val_scaled` smaller/larger, more rotated and sheared objects.",
         "",
-        text,
     ]
+    if args.seeds > 1:
+        report += [f"{args.seeds} runs per model (seeds {args.seed}..{args.seed + args.seeds - 1}); "
+                   "each cell: mean ± sample std (min–max) over the runs (a run with no detection counts as 0 AP); "
+                   "train s/iter: mean.", ""]
+    report.append(text)
+    if ratio_text:
+        report += ["", f"Training time per iteration relative to the plain model (median s/iter): {ratio_text}."]
+    if args.seeds > 1:
+        report += ["", "Per run:", "", table([(f"{n} (seed {seed})", s, r, t) for n, s, r, t, seed in rows])]
     if "sampling" in figures:
         report += ["", f"![sampling locations]({os.path.basename(figures['sampling'])})", "",
                    "Red: the 729 sampling locations of the last three 3x3 convs of res4 for the green activation point."]
@@ -220,11 +303,14 @@ def main():
                    f"{POOLING_BOXES} boxes (ground-truth boxes where it detects nothing), the regular 7x7 bins (grey) and "
                    "each bin moved by its learned offset (colour, arrow; the shift is offset x trans_std x RoI "
                    "width/height); dot size and opacity show the modulation mask."]
-    _write_json(os.path.join(args.output, "results.json"), [{"model": n, "split": s, **r, "train_s_per_iter": t} for n, s, r, t in rows])
+    _write_json(os.path.join(args.output, "results.json"),
+                [{"model": n, "split": s, "seed": seed, **r, "train_s_per_iter": t} for n, s, r, t, seed in rows])
     with open(os.path.join(args.output, "report.md.tmp"), "w") as f:
         f.write("\n".join(report) + "\n")
     os.replace(os.path.join(args.output, "report.md.tmp"), os.path.join(args.output, "report.md"))
     print("\n" + text)
+    if ratio_text:
+        print(f"train s/iter ratio: {ratio_text}")
     shown = ", ".join(figures.values())
     print(f"\nreport: {os.path.join(args.output, 'report.md')}" + (f", figures: {shown}" if shown else "") + f" ({minutes:.1f} min)")
 

@@ -25,7 +25,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 CLASSES = ("circle", "triangle", "square", "star", "cross", "two", "seven")
-GENERATOR_VERSION = 1  # bump when the drawing changes, so caches are regenerated
+GENERATOR_VERSION = 2  # bump when the drawing changes, so caches are regenerated
 _CANON = 64  # canonical drawing size
 
 
@@ -36,14 +36,14 @@ class SplitSpec:
 
     num_images: int
     seed: int
-    scale: Tuple[float, float] = (0.15, 0.35)
+    scale: Tuple[float, float] = (0.3, 0.6)
     aspect: Tuple[float, float] = (0.75, 1.33)
     rotation_deg: Tuple[float, float] = (-30.0, 30.0)
     shear: Tuple[float, float] = (-0.2, 0.2)
     # Extra ranges drawn with probability 1/2 instead of the main ones (out-of-range splits).
     scale_extra: Optional[Tuple[float, float]] = None
-    image_size: Tuple[int, int] = (192, 256)  # (height, width)
-    objects: Tuple[int, int] = (1, 4)
+    image_size: Tuple[int, int] = (128, 128)  # (height, width)
+    objects: Tuple[int, int] = (1, 3)
 
 
 SPLITS: Dict[str, SplitSpec] = {
@@ -52,10 +52,10 @@ SPLITS: Dict[str, SplitSpec] = {
     "shapes_dcn_val_scaled": SplitSpec(
         num_images=200,
         seed=3,
-        scale=(0.08, 0.14),
-        scale_extra=(0.38, 0.55),
-        rotation_deg=(-75.0, 75.0),
-        shear=(-0.4, 0.4),
+        scale=(0.2, 0.28),
+        scale_extra=(0.62, 0.75),
+        rotation_deg=(-50.0, 50.0),
+        shear=(-0.3, 0.3),
     ),
 }
 
@@ -136,14 +136,19 @@ def draw_image(spec: SplitSpec, index: int) -> Tuple[np.ndarray, List[dict]]:
     h, w = spec.image_size
     img = _background(rng, h, w)
     occupied = np.zeros((h, w), np.uint8)
+    drawn = []  # visible masks of the objects drawn so far
     annotations = []
     for _ in range(int(rng.integers(spec.objects[0], spec.objects[1] + 1))):
         cls_id = int(rng.integers(len(CLASSES)))
         mask = cv2.warpAffine(_MASKS[CLASSES[cls_id]], _affine(rng, spec, h, w), (w, h), flags=cv2.INTER_LINEAR)
         visible = mask > 127
-        # Skip objects that would mostly hide an earlier one: boxes stay truthful.
-        if visible.sum() < 30 or (occupied[visible] > 0).mean() > 0.3:
+        # Skip objects that overlap an earlier one by more than 10% of either: boxes stay
+        # truthful (an object is never mostly hidden under its full box).
+        if visible.sum() < 30 or (occupied[visible] > 0).mean() > 0.1:
             continue
+        if any((earlier & visible).sum() > 0.1 * earlier.sum() for earlier in drawn):
+            continue
+        drawn.append(visible)
         color = rng.uniform(0, 255, size=3)
         alpha = (mask.astype(np.float32) / 255.0)[..., None]
         img = img * (1 - alpha) + color * alpha
@@ -152,6 +157,16 @@ def draw_image(spec: SplitSpec, index: int) -> Tuple[np.ndarray, List[dict]]:
         x0, y0, x1, y1 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
         annotations.append({"category_id": cls_id + 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": float(visible.sum()), "iscrowd": 0})
     return np.clip(img, 0, 255).astype(np.uint8), annotations
+
+
+def _cached_version(json_file: str) -> Optional[int]:
+    """GENERATOR_VERSION that wrote ``json_file`` (None if unreadable): a cache drawn by an
+    older generator is regenerated."""
+    try:
+        with open(json_file) as f:
+            return json.load(f).get("info", {}).get("version")
+    except (OSError, ValueError):
+        return None
 
 
 def split_dir(root: str, name: str) -> str:
@@ -165,7 +180,7 @@ def generate_split(name: str, root: str, spec: Optional[SplitSpec] = None, progr
     spec = spec or SPLITS[name]
     final = split_dir(root, name)
     json_file = os.path.join(final, "annotations.json")
-    if os.path.exists(json_file):
+    if os.path.exists(json_file) and _cached_version(json_file) == GENERATOR_VERSION:
         return json_file
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=root)
@@ -192,7 +207,7 @@ def generate_split(name: str, root: str, spec: Optional[SplitSpec] = None, progr
         }
         with open(os.path.join(tmp, "annotations.json"), "w") as f:
             json.dump(coco, f)
-        if os.path.exists(final):  # a stale folder without annotations.json (older interrupted run)
+        if os.path.exists(final):  # stale: no annotations.json (interrupted run) or an older GENERATOR_VERSION
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:

@@ -49,6 +49,16 @@ def test_generate_split_writes_coco_json_once(tmp_path):
     assert os.path.getmtime(json_file) == mtime  # cached, not regenerated
 
 
+def test_cache_of_an_older_generator_version_is_regenerated(tmp_path, monkeypatch):
+    spec = SplitSpec(num_images=2, seed=11)
+    json_file = generate_split("tiny", str(tmp_path), spec, progress=False)
+    assert json.load(open(json_file))["info"]["version"] == shapes.GENERATOR_VERSION
+    monkeypatch.setattr(shapes, "GENERATOR_VERSION", shapes.GENERATOR_VERSION + 1)
+    generate_split("tiny", str(tmp_path), spec, progress=False)
+    assert json.load(open(json_file))["info"]["version"] == shapes.GENERATOR_VERSION
+    assert sorted(os.listdir(tmp_path)) == ["tiny"]  # no temporary folder left behind
+
+
 def test_interrupted_generation_leaves_no_split_behind(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise KeyboardInterrupt

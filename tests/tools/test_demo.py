@@ -1,5 +1,6 @@
 """A tiny run of the whole demo pipeline (generate, train, evaluate, draw, report), so the
 main job cannot silently break."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -53,6 +54,58 @@ def test_tiny_rfcn_demo_trains_the_rfcn_pair_and_draws_its_pooling_bins(tmp_path
     assert "| rfcn_dcnv2 | shapes_dcn_val |" in (tmp_path / "report.md").read_text()
     pooling = cv2.imread(str(tmp_path / "pooling_offsets.png"))
     assert pooling is not None and pooling.shape[1] >= 600 and pooling.std() > 20
+
+
+@pytest.mark.slow
+def test_tiny_demo_with_seeds_trains_each_model_per_seed_and_reports_mean_and_spread(tmp_path):
+    run = _run_demo(tmp_path, "--seeds", "2", "--seed", "5", "--threads", "1")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.load(open(tmp_path / "results.json"))
+    assert sorted({(r["model"], r["seed"]) for r in results}) == [("dcnv2", 5), ("dcnv2", 6), ("plain", 5), ("plain", 6)]
+    for model in ("plain", "dcnv2"):
+        for i, seed in enumerate((5, 6)):
+            assert json.load(open(tmp_path / model / f"seed{i}" / "demo_done.json"))["seed"] == seed
+    report = (tmp_path / "report.md").read_text()
+    # one summary line per model and split over the 2 runs (10 iterations detect nothing: nan
+    # cells; the mean ± std (min–max) format is checked below), then the per-run table
+    summary = [line for line in report.splitlines() if line.startswith("| dcnv2 | shapes_dcn_val_scaled | 2")]
+    assert len(summary) == 1 and "mean ± sample std (min–max)" in report
+    assert "| plain (seed 6) | shapes_dcn_val |" in report
+    assert "dcnv2/plain" in report and "dcnv2/plain" in run.stdout  # the training-cost ratio
+
+    again = _run_demo(tmp_path, "--seeds", "2", "--seed", "5", "--threads", "1")  # reused, not retrained
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("already trained") == 4
+
+
+def _demo_module():
+    spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "tools", "demo.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seeds_table_shows_mean_std_and_range_per_model_and_split_and_the_cost_ratio():
+    demo = _demo_module()
+    nan = float("nan")
+    rows = [
+        ("plain", "shapes_dcn_val", {"AP": 30.0, "AP50": 50.0, "AP75": 20.0}, 0.5),
+        ("plain", "shapes_dcn_val", {"AP": 34.0, "AP50": 54.0, "AP75": 24.0}, 0.5),
+        ("dcnv2", "shapes_dcn_val", {"AP": 40.0, "AP50": 60.0, "AP75": 20.0}, 0.6),
+        ("dcnv2", "shapes_dcn_val", {"AP": nan, "AP50": nan, "AP75": nan}, 0.7),  # no detection at all
+    ]
+    lines = demo.seeds_table(rows).splitlines()
+    assert lines[2] == "| plain | shapes_dcn_val | 2 | 32.0 ± 2.8 (30.0–34.0) | 52.0 ± 2.8 (50.0–54.0) | 22.0 ± 2.8 (20.0–24.0) | 0.50 |"
+    assert lines[3] == ("| dcnv2 | shapes_dcn_val | 2 (1 with no detection: 0 AP) | 20.0 ± 28.3 (0.0–40.0) "
+                        "| 30.0 ± 42.4 (0.0–60.0) | 10.0 ± 14.1 (0.0–20.0) | 0.65 |")
+    assert demo.cost_ratios(rows) == pytest.approx({"dcnv2": 1.3})
+    assert demo.run_dir("out", "plain", 0, 1) == os.path.join("out", "plain")  # one seed: the old layout
+    assert demo.run_dir("out", "plain", 2, 3) == os.path.join("out", "plain", "seed2")
+
+
+def test_seeds_must_be_positive():
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--seeds", "0"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--seeds must be >= 1" in run.stderr
 
 
 def test_unknown_model_name_is_rejected_with_the_choices():
