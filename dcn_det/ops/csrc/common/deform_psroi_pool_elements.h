@@ -140,18 +140,30 @@ DCN_INLINE const T* deform_psroi_plane(const DeformPSRoIPoolGeometry& g, const T
 
 // Bilinear value of one sample, its scatter to the corners, and its slopes
 // d/dx, d/dy (computed with x1 = ceil(x), as the original: 0 at integer points).
+// Bilinear weights of the corners i00, i01, i10, i11.
+template <typename T>
+DCN_INLINE void deform_psroi_sample_weights(const PSRoISample<T>& s, T w[4]) {
+  w[0] = (T(1) - s.dx) * (T(1) - s.dy);
+  w[1] = (T(1) - s.dx) * s.dy;
+  w[2] = s.dx * (T(1) - s.dy);
+  w[3] = s.dx * s.dy;
+}
+
 template <typename T>
 DCN_INLINE T deform_psroi_sample_value(const T* plane, const PSRoISample<T>& s) {
-  return (T(1) - s.dx) * (T(1) - s.dy) * plane[s.i00] + (T(1) - s.dx) * s.dy * plane[s.i01] +
-         s.dx * (T(1) - s.dy) * plane[s.i10] + s.dx * s.dy * plane[s.i11];
+  T w[4];
+  deform_psroi_sample_weights(s, w);
+  return w[0] * plane[s.i00] + w[1] * plane[s.i01] + w[2] * plane[s.i10] + w[3] * plane[s.i11];
 }
 
 template <typename T, typename AddFn>
 DCN_INLINE void deform_psroi_sample_scatter(T* plane_grad, const PSRoISample<T>& s, T diff, AddFn add) {
-  add(plane_grad + s.i00, (T(1) - s.dx) * (T(1) - s.dy) * diff);
-  add(plane_grad + s.i01, (T(1) - s.dx) * s.dy * diff);
-  add(plane_grad + s.i10, s.dx * (T(1) - s.dy) * diff);
-  add(plane_grad + s.i11, s.dx * s.dy * diff);
+  T w[4];
+  deform_psroi_sample_weights(s, w);
+  add(plane_grad + s.i00, w[0] * diff);
+  add(plane_grad + s.i01, w[1] * diff);
+  add(plane_grad + s.i10, w[2] * diff);
+  add(plane_grad + s.i11, w[3] * diff);
 }
 
 template <typename T>

@@ -26,6 +26,13 @@
 namespace dcn_det {
 namespace cpu {
 
+// Offset classes and output channels per class as the sampling sees them (no_trans: one
+// class of every channel).
+inline int64_t sampling_classes(const DeformPSRoIPoolGeometry& g) { return g.no_trans ? 1 : g.num_classes; }
+inline int64_t channels_per_sampling_class(const DeformPSRoIPoolGeometry& g) {
+  return g.no_trans ? g.output_dim : g.channels_each_class;
+}
+
 // Every (RoI, class, bin): its bin and its samples (at most sample_per_part^2, in
 // slots of that size).
 template <typename T>
@@ -38,8 +45,8 @@ struct GatheredBins {
 
   GatheredBins(const DeformPSRoIPoolGeometry& geom, const T* rois, const T* offset, int64_t num_rois)
       : g(geom),
-        classes(geom.no_trans ? 1 : geom.num_classes),
-        per_class(geom.no_trans ? geom.output_dim : geom.channels_each_class),
+        classes(sampling_classes(geom)),
+        per_class(channels_per_sampling_class(geom)),
         slots(geom.sample_per_part * geom.sample_per_part),
         bin(num_rois * classes * geom.bins()),
         count(bin.size()),
@@ -58,17 +65,9 @@ struct GatheredBins {
     });
   }
 
-  // Channel-run start of corner index i (a plane offset y*W + x) of image b.
-  int64_t run(int64_t b, int64_t i) const { return (b * g.height * g.width + i) * g.channels; }
+  // Offset of image b in an [N, H, W, C] buffer (corner index i starts at + i * C).
+  int64_t image(int64_t b) const { return b * g.height * g.width * g.channels; }
 };
-
-template <typename T>
-void bilinear_weights(const PSRoISample<T>& s, T w[4]) {  // corners i00, i01, i10, i11
-  w[0] = (T(1) - s.dx) * (T(1) - s.dy);
-  w[1] = (T(1) - s.dx) * s.dy;
-  w[2] = s.dx * (T(1) - s.dy);
-  w[3] = s.dx * s.dy;
-}
 
 // output [R, bins, C] (zero where nothing was sampled).
 template <typename T>
@@ -85,10 +84,10 @@ void psroi_forward_channels_last(const GatheredBins<T>& gb, const T* input_nhwc,
         std::fill(acc, acc + gb.per_class, T(0));
         if (gb.count[id] == 0) continue;
         const PSRoISample<T>* s = gb.samples.data() + id * gb.slots;
-        const T* image = input_nhwc + gb.run(gb.bin[id].batch, 0) + ctop0;
+        const T* image = input_nhwc + gb.image(gb.bin[id].batch) + ctop0;
         for (int64_t i = 0; i < gb.count[id]; ++i) {
           T w[4];
-          bilinear_weights(s[i], w);
+          deform_psroi_sample_weights(s[i], w);
           weighted_add4(acc, image + s[i].i00 * g.channels, image + s[i].i01 * g.channels,
                         image + s[i].i10 * g.channels, image + s[i].i11 * g.channels, w[0], w[1], w[2], w[3],
                         gb.per_class);
@@ -124,10 +123,10 @@ void psroi_input_grad_channels_last(const GatheredBins<T>& gb, const T* grad_out
           const T* go = grad_output + (r * bins + b) * C + c0;
           for (int64_t c = 0; c < n; ++c) diff[c] = go[c] * inv;
           const PSRoISample<T>* s = gb.samples.data() + id * gb.slots;
-          T* image = grad_input_nhwc + gb.run(gb.bin[id].batch, 0) + c0;
+          T* image = grad_input_nhwc + gb.image(gb.bin[id].batch) + c0;
           for (int64_t i = 0; i < gb.count[id]; ++i) {
             T w[4];
-            bilinear_weights(s[i], w);
+            deform_psroi_sample_weights(s[i], w);
             const int64_t corner[4] = {s[i].i00, s[i].i01, s[i].i10, s[i].i11};
             if (corner[0] != corner[1] && corner[0] != corner[2] && corner[1] != corner[3] && corner[2] != corner[3]) {
               scatter_add4(image + corner[0] * g.channels, image + corner[1] * g.channels,
@@ -158,7 +157,7 @@ void psroi_offset_grad_channels_last(const GatheredBins<T>& gb, const T* input_n
           if (gb.count[id] == 0) continue;
           const PSRoIBin<T>& bin = gb.bin[id];
           const T* go = grad_output + (r * bins + b) * C + ctop0;
-          const T* image = input_nhwc + gb.run(bin.batch, 0) + ctop0;
+          const T* image = input_nhwc + gb.image(bin.batch) + ctop0;
           const PSRoISample<T>* s = gb.samples.data() + id * gb.slots;
           T sx = T(0), sy = T(0);
           for (int64_t i = 0; i < gb.count[id]; ++i) {

@@ -30,11 +30,8 @@ namespace {
 template <typename T>
 using Samples = std::vector<PSRoISample<T>>;
 
-// Offset classes and output channels per class as the sampling sees them.
-inline int64_t sampling_classes(const DeformPSRoIPoolGeometry& g) { return g.no_trans ? 1 : g.num_classes; }
-inline int64_t channels_per_sampling_class(const DeformPSRoIPoolGeometry& g) {
-  return g.no_trans ? g.output_dim : g.channels_each_class;
-}
+using cpu::channels_per_sampling_class;
+using cpu::sampling_classes;
 
 template <typename T>
 int64_t gather_samples(const DeformPSRoIPoolGeometry& g, const PSRoIBin<T>& bin, Samples<T>& samples) {
