@@ -126,3 +126,79 @@ def use_dcn_builders(cfg: CN) -> CN:
             logging.getLogger(__name__).info("MODEL.%s.NAME: %s -> %s (dcn_det deformable blocks)", section, name, ours)
             node.NAME = ours
     return cfg
+
+
+class ConfigError(ValueError):
+    """A dcn_det config value that cannot work; the message is one line naming the key."""
+
+
+_POOL_KINDS = ("", "dpool", "mdpool")
+
+
+def check_cfg(cfg: CN) -> CN:
+    """Check the keys that dcn_det reads (and the detectron2 keys they depend on) before
+    anything is built or loaded, so a bad value is one clear line instead of a traceback
+    from deep inside model construction — or, worse, a setting that is silently ignored.
+    Raises :class:`ConfigError`; returns ``cfg``."""
+    resnets, dcn, rfcn = cfg.MODEL.RESNETS, cfg.MODEL.DCN, cfg.MODEL.RFCN
+
+    def fail(message):
+        raise ConfigError(message)
+
+    for key, values in (("MODEL.RESNETS.DEFORM_ON_PER_STAGE", resnets.DEFORM_ON_PER_STAGE),
+                        ("MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE", dcn.DEFORM_LAST_BLOCKS_PER_STAGE)):
+        if len(values) != 4:
+            fail(f"{key} needs 4 entries (res2, res3, res4, res5), got {len(values)}: {list(values)}")
+    for i, last in enumerate(dcn.DEFORM_LAST_BLOCKS_PER_STAGE):
+        if last != -1 and last < 1:
+            fail(f"MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE[{i}] must be -1 (all blocks) or >= 1, got {last}")
+
+    deform_stages = [i for i, on in enumerate(resnets.DEFORM_ON_PER_STAGE) if on]
+    if deform_stages and resnets.DEPTH < 50:
+        fail(f"deformable convs need bottleneck blocks (MODEL.RESNETS.DEPTH >= 50), got DEPTH {resnets.DEPTH} "
+             f"with MODEL.RESNETS.DEFORM_ON_PER_STAGE {list(resnets.DEFORM_ON_PER_STAGE)}")
+    if resnets.DEFORM_MODULATED and not deform_stages:
+        fail("MODEL.RESNETS.DEFORM_MODULATED is True but no stage is deformable (MODEL.RESNETS.DEFORM_ON_PER_STAGE "
+             "is all False): it would be ignored")
+    groups = resnets.DEFORM_NUM_GROUPS
+    if groups < 1:
+        fail(f"MODEL.RESNETS.DEFORM_NUM_GROUPS must be >= 1, got {groups}")
+    for i in deform_stages:
+        # The deformable conv is each bottleneck's 3x3, whose width doubles per stage.
+        channels = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP * 2**i
+        if channels % groups:
+            fail(f"MODEL.RESNETS.DEFORM_NUM_GROUPS ({groups}) must divide the channels of the deformable convs of "
+                 f"res{i + 2} ({channels} = NUM_GROUPS {resnets.NUM_GROUPS} x WIDTH_PER_GROUP "
+                 f"{resnets.WIDTH_PER_GROUP} x {2**i})")
+
+    if dcn.POOL not in _POOL_KINDS:
+        fail(f'MODEL.DCN.POOL must be "", "dpool" or "mdpool", got {dcn.POOL!r}')
+    heads = cfg.MODEL.ROI_HEADS.NAME
+    if dcn.POOL and not _roi_heads_attr(heads, "DCN_POOL_SUPPORTED"):
+        fail(f"MODEL.DCN.POOL {dcn.POOL!r} needs ROI heads with a deformable box pooler (e.g. DeformStandardROIHeads, "
+             f"DeformRes5ROIHeads); MODEL.ROI_HEADS.NAME is {heads!r}, which would ignore it")
+    if dcn.POOL_SAMPLE_PER_PART < 1:
+        fail(f"MODEL.DCN.POOL_SAMPLE_PER_PART must be >= 1, got {dcn.POOL_SAMPLE_PER_PART}")
+
+    if heads == "RFCNROIHeads":
+        if "fpn" in cfg.MODEL.BACKBONE.NAME.lower() or len(cfg.MODEL.ROI_HEADS.IN_FEATURES) != 1:
+            fail("R-FCN pools one single-scale feature map (a C4 ResNet: MODEL.BACKBONE.NAME build_dcn_resnet_backbone, "
+                 f"MODEL.ROI_HEADS.IN_FEATURES [\"res5\"]); got MODEL.BACKBONE.NAME {cfg.MODEL.BACKBONE.NAME!r} and "
+                 f"MODEL.ROI_HEADS.IN_FEATURES {list(cfg.MODEL.ROI_HEADS.IN_FEATURES)}")
+        if rfcn.GROUP_SIZE < 1:
+            fail(f"MODEL.RFCN.GROUP_SIZE (k, the k x k position-sensitive bins) must be >= 1, got {rfcn.GROUP_SIZE}")
+        if rfcn.SAMPLE_PER_PART < 1:
+            fail(f"MODEL.RFCN.SAMPLE_PER_PART must be >= 1, got {rfcn.SAMPLE_PER_PART}")
+    if rfcn.MODULATED and not rfcn.DEFORMABLE:
+        fail("MODEL.RFCN.MODULATED needs MODEL.RFCN.DEFORMABLE (modulation scales the deformable bins)")
+    return cfg
+
+
+def _roi_heads_attr(name: str, attr: str):
+    """A class attribute of the registered ROI heads ``name`` (None if unknown or unset)."""
+    from detectron2.modeling import ROI_HEADS_REGISTRY
+
+    try:
+        return getattr(ROI_HEADS_REGISTRY.get(name), attr, None)
+    except KeyError:
+        return None

@@ -17,6 +17,8 @@ from .deform_pooler import build_deform_roi_pooler
 
 @ROI_HEADS_REGISTRY.register()
 class DeformStandardROIHeads(StandardROIHeads):
+    DCN_POOL_SUPPORTED = True  # reads MODEL.DCN.POOL (dcn_det.config.check_cfg)
+
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
@@ -33,6 +35,8 @@ class DeformStandardROIHeads(StandardROIHeads):
 
 @ROI_HEADS_REGISTRY.register()
 class DeformRes5ROIHeads(Res5ROIHeads):
+    DCN_POOL_SUPPORTED = True
+
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
