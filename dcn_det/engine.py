@@ -1,20 +1,27 @@
 """Training / evaluation plumbing shared by tools/train_net.py, the demo and other projects:
-config setup, evaluators chosen by data set, and a clear error for missing data sets."""
+config setup, evaluators chosen by data set, clear errors for missing data sets and weights,
+atomic checkpoints, and multi-process training on CPUs as well as GPUs."""
+import inspect
 import logging
 import os
-from typing import Iterable, Optional
+import tempfile
+import weakref
+from typing import Any, Iterable, Optional
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
+from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.solver import build_optimizer as build_sgd_optimizer
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
-from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
-from .config import add_dcn_config, use_dcn_builders
+from .config import add_dcn_config, check_cfg, use_dcn_builders
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +109,111 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
     raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'AdamW', not {name!r}")
 
 
+class WeightsNotFoundError(FileNotFoundError):
+    """MODEL.WEIGHTS names a local file that does not exist."""
+
+
+def check_weights(cfg: CfgNode, resume: bool = False) -> None:
+    """Raise :class:`WeightsNotFoundError` when MODEL.WEIGHTS is a local path that does not
+    exist and will be read: not when it is a URL (detectron2://, https://, ...), and not when
+    ``resume`` finds a checkpoint in OUTPUT_DIR (which then replaces MODEL.WEIGHTS)."""
+    weights = cfg.MODEL.WEIGHTS
+    if not weights or "://" in weights or os.path.isfile(weights):
+        return
+    if resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")):
+        return
+    raise WeightsNotFoundError(f"MODEL.WEIGHTS: no such file: {weights}")
+
+
+def _atomic_write(path: str, write) -> None:
+    """Call ``write(f)`` on a temporary file next to ``path`` and rename it to ``path``: a
+    reader (or a run resumed after a crash) sees the old file or the new one, never half."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer whose checkpoint files and ``last_checkpoint`` tag are written
+    atomically (temporary file + rename), so a run killed while saving can still be resumed
+    from the previous checkpoint. Local folders only (as OUTPUT_DIR is)."""
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        path = os.path.join(self.save_dir, basename)
+        self.logger.info("Saving checkpoint to %s", path)
+        _atomic_write(path, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        _atomic_write(path, lambda f: f.write(last_filename_basename.encode()))
+
+
+def create_ddp_model(model: torch.nn.Module) -> torch.nn.Module:
+    """Wrap ``model`` in DistributedDataParallel when more than one process trains.
+
+    detectron2's create_ddp_model always passes ``device_ids=[local rank]``, which DDP
+    rejects for a CPU model; here a CPU model gets no device ids (gloo reduces CPU
+    tensors). Unused parameters are not searched for (DDP's default): a parameter that gets
+    no gradient stops training with DDP's error instead of going silently untrained."""
+    if comm.get_world_size() == 1:
+        return model
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    device_ids = [comm.get_local_rank()] if on_gpu else None
+    # Buffers (BatchNorm statistics) stay per process, as in detectron2; PyTorch >= 2.14
+    # names this forward_sync_buffers and deprecates broadcast_buffers.
+    no_buffer_sync = {_DDP_BUFFER_SYNC_ARG: False}
+    return DistributedDataParallel(model, device_ids=device_ids, **no_buffer_sync)
+
+
+_DDP_BUFFER_SYNC_ARG = (
+    "forward_sync_buffers"
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else "broadcast_buffers"
+)
+
+
 class Trainer(DefaultTrainer):
-    """detectron2's DefaultTrainer with evaluators chosen by :func:`build_evaluator` and the
-    optimizer chosen by SOLVER.OPTIMIZER (:func:`build_optimizer`)."""
+    """detectron2's DefaultTrainer with evaluators chosen by :func:`build_evaluator`, the
+    optimizer chosen by SOLVER.OPTIMIZER (:func:`build_optimizer`), atomic checkpoints
+    (:class:`AtomicCheckpointer`) and DDP that works on CPUs (:func:`create_ddp_model`).
+    The config is checked first (:func:`dcn_det.config.check_cfg`)."""
+
+    def __init__(self, cfg: CfgNode):
+        # DefaultTrainer.__init__'s steps, with our DDP wrapper and checkpointer (its own
+        # constructs detectron2's, which cannot be swapped afterwards without rebuilding).
+        check_cfg(cfg)
+        TrainerBase.__init__(self)
+        logger = logging.getLogger("detectron2")
+        if not logger.isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = create_ddp_model(model)
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
