@@ -1,79 +1,22 @@
 """tools/train_net.py end to end, as a subprocess: train with checkpoints, --resume,
---eval-only, and the error for a missing data set.
-
-The data set is detectron2's built-in ``coco_2017_val``, read from a $DETECTRON2_DATASETS laid
-out like the real one (coco/annotations/instances_val2017.json, coco/val2017/*.jpg) with a few
-generated images that use COCO's own category ids."""
-import os
+--eval-only, and the error for a missing data set. The data set is detectron2's built-in
+``coco_2017_val``, read from a tiny $DETECTRON2_DATASETS (train_net_helpers)."""
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 
-from tests.modeling.synthetic import draw_images, tiny_model_opts, write_coco
+from .train_net_helpers import cli_opts as _cli_opts
+from .train_net_helpers import run as _run
+from .train_net_helpers import write_config
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-TRAIN_NET = REPO / "tools" / "train_net.py"
-BASE_CONFIG = REPO / "configs" / "COCO-Detection" / "faster_rcnn_R_50_FPN_dconv_c3-c5_dpool_1x.yaml"
-THING_CATEGORIES = [{"id": c["id"], "name": c["name"]} for c in COCO_CATEGORIES if c["isthing"]]
-# The generator's three shapes as COCO categories: person, car, dog.
-SHAPE_CATEGORY_IDS = (1, 3, 18)
 ITERATIONS = 4
-
-TINY_YAML = """\
-_BASE_: "{base}"
-DATASETS:
-  TRAIN: ("coco_2017_val",)
-  TEST: ("coco_2017_val",)
-SOLVER:
-  IMS_PER_BATCH: 2
-  BASE_LR: 0.001
-  WARMUP_ITERS: 2
-  STEPS: ()
-  MAX_ITER: {iterations}
-  CHECKPOINT_PERIOD: 2
-OUTPUT_DIR: "{output_dir}"
-"""
-
-
-@pytest.fixture(scope="module")
-def datasets_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("detectron2_datasets")
-    write_coco(
-        str(root / "coco" / "annotations" / "instances_val2017.json"),
-        str(root / "coco" / "val2017"),
-        draw_images(4, seed=5),
-        THING_CATEGORIES,
-        category_ids=SHAPE_CATEGORY_IDS,
-    )
-    return root
-
-
-def _cli_opts():
-    """The tiny model, as trailing KEY VALUE overrides (80 COCO classes, as the config)."""
-    opts = tiny_model_opts(num_classes=80)
-    return opts + ["MODEL.DCN.POOL_OFFSET_FC_DIMS", "[64, 64]"]
-
-
-def _run(args, datasets_root, timeout=300):
-    env = dict(os.environ, DETECTRON2_DATASETS=str(datasets_root), PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, str(TRAIN_NET), *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    result.log = result.stdout + result.stderr
-    return result
 
 
 def _write_config(directory, output_dir, iterations=ITERATIONS):
-    config = directory / "tiny_dcnv1.yaml"
-    config.write_text(TINY_YAML.format(base=BASE_CONFIG, iterations=iterations, output_dir=output_dir))
-    return config
+    return write_config(directory, output_dir, iterations=iterations)
 
 
 @pytest.fixture(scope="module")
