@@ -69,6 +69,7 @@ def get_extensions():
     sources += sorted(glob.glob(os.path.join(CSRC, "*.cpp")))
     sources += sorted(glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
     sources += sorted(glob.glob(os.path.join(CSRC, "autograd", "*.cpp")))
+    sources += sorted(glob.glob(os.path.join(CSRC, "autocast", "*.cpp")))
     sources = list(dict.fromkeys(sources))
     cuda_sources = sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
 
