@@ -68,6 +68,7 @@ def get_extensions():
     sources = [os.path.join(CSRC, "module.cpp")]
     sources += sorted(glob.glob(os.path.join(CSRC, "*.cpp")))
     sources += sorted(glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
+    sources += sorted(glob.glob(os.path.join(CSRC, "cpu", "isa", "*.cpp")))
     sources += sorted(glob.glob(os.path.join(CSRC, "autograd", "*.cpp")))
     sources += sorted(glob.glob(os.path.join(CSRC, "autocast", "*.cpp")))
     sources = list(dict.fromkeys(sources))

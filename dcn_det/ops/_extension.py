@@ -7,6 +7,8 @@ import importlib.util
 import os
 import sys
 
+import torch  # noqa: F401  (first: the library links against torch's shared libraries)
+
 _BUILD_HINT = (
     "dcn_det's compiled operators (dcn_det._C) are not built or failed to load. "
     "Build them with `make install` (creates .venv) or, in an environment that has "

@@ -25,6 +25,7 @@
 #include "../common/deform_conv2d_driver.h"
 #include "deform_conv2d_channels_last.h"
 #include "device_path.h"
+#include "isa/loop_tables.h"
 #include "transpose.h"
 #include "workspace.h"
 
@@ -101,7 +102,7 @@ void forward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& input, cons
   const at::Tensor padded = pad_channels_last(input.narrow(0, b0, nb), cpu::WorkspaceSlot::kPaddedInput);
   at::Tensor columns = cpu::workspace(cpu::WorkspaceSlot::kColumns, nb * P * cl.row_length(), input.options())
                            .view({nb * P, cl.row_length()});
-  cpu::im2col_channels_last<T>(cl, padded.const_data_ptr<T>(),
+  cpu::deform_conv2d_loops<T>().im2col(cl, padded.const_data_ptr<T>(),
                                offset.const_data_ptr<T>() + b0 * offset.size(1) * P,
                                g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr,
                                nb, columns.mutable_data_ptr<T>());
@@ -148,7 +149,7 @@ void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_outpu
   const T* mask_ptr = g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr;
   at::Tensor columns = cpu::workspace(cpu::WorkspaceSlot::kColumns, nb * P * cl.row_length(), input.options())
                            .view({nb * P, cl.row_length()});
-  cpu::im2col_channels_last<T>(cl, padded.const_data_ptr<T>(), offset_ptr, mask_ptr, nb,
+  cpu::deform_conv2d_loops<T>().im2col(cl, padded.const_data_ptr<T>(), offset_ptr, mask_ptr, nb,
                                columns.mutable_data_ptr<T>());
 
   // grad_output of the chunk as [Co, nb*P] (a view when nb == 1).
@@ -166,7 +167,7 @@ void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_outpu
   const int64_t corner_bytes = nb * g.samples_per_image() * static_cast<int64_t>(sizeof(PaddedCorners<T>));
   auto* corners = reinterpret_cast<PaddedCorners<T>*>(
       cpu::workspace(cpu::WorkspaceSlot::kCorners, corner_bytes, input.options().dtype(at::kByte)).data_ptr());
-  cpu::coordinate_grad_channels_last<T>(
+  cpu::deform_conv2d_loops<T>().coordinate_grad(
       cl, padded.const_data_ptr<T>(), offset_ptr, mask_ptr, grad_columns.const_data_ptr<T>(), nb,
       out.grad_offset.mutable_data_ptr<T>() + b0 * offset.size(1) * P,
       g.use_mask ? out.grad_mask.mutable_data_ptr<T>() + b0 * g.samples_per_image() : nullptr,
@@ -175,7 +176,7 @@ void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_outpu
   at::Tensor grad_padded = cpu::workspace(cpu::WorkspaceSlot::kPaddedGrad, padded.numel(), input.options())
                                .view(padded.sizes())
                                .zero_();
-  cpu::col2im_channels_last<T>(cl, grad_columns.const_data_ptr<T>(), corners, nb,
+  cpu::deform_conv2d_loops<T>().col2im(cl, grad_columns.const_data_ptr<T>(), corners, nb,
                                grad_padded.mutable_data_ptr<T>());
   cpu::padded_nhwc_to_nchw(grad_padded.const_data_ptr<T>(), nb, g.channels, g.height, g.width,
                            out.grad_input.mutable_data_ptr<T>() + b0 * g.channels * g.plane());

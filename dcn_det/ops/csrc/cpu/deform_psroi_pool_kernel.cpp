@@ -23,6 +23,7 @@
 #include "../common/deform_psroi_pool_driver.h"
 #include "deform_psroi_pool_channels_last.h"
 #include "device_path.h"
+#include "isa/loop_tables.h"
 
 namespace dcn_det {
 namespace {
@@ -72,7 +73,7 @@ struct CpuBackend {
     const cpu::GatheredBins<T> gathered(g, rois, offset, num_rois);
     const at::Tensor input_nhwc = to_channels_last(g, input);
     at::Tensor out = at::empty({num_rois, g.bins(), g.output_dim}, input_nhwc.options());
-    cpu::psroi_forward_channels_last(gathered, input_nhwc.const_data_ptr<T>(), num_rois, out.mutable_data_ptr<T>());
+    cpu::deform_psroi_pool_loops<T>().forward(gathered, input_nhwc.const_data_ptr<T>(), num_rois, out.mutable_data_ptr<T>());
     at::from_blob(output, {num_rois, g.output_dim, g.bins()}, input_nhwc.options()).copy_(out.transpose(1, 2));
   }
 
@@ -83,11 +84,11 @@ struct CpuBackend {
     const at::Tensor go = bins_outer(g, grad_output, num_rois);
     const at::Tensor input_nhwc = to_channels_last(g, input);
     at::Tensor grad_nhwc = at::zeros({g.batch, g.height, g.width, g.channels}, input_nhwc.options());
-    cpu::psroi_input_grad_channels_last(gathered, go.const_data_ptr<T>(), num_rois, grad_nhwc.mutable_data_ptr<T>());
+    cpu::deform_psroi_pool_loops<T>().input_grad(gathered, go.const_data_ptr<T>(), num_rois, grad_nhwc.mutable_data_ptr<T>());
     at::from_blob(grad_input, {g.batch, g.channels, g.height, g.width}, input_nhwc.options())
         .add_(grad_nhwc.permute({0, 3, 1, 2}));
     if (!g.no_trans) {
-      cpu::psroi_offset_grad_channels_last(gathered, input_nhwc.const_data_ptr<T>(), go.const_data_ptr<T>(),
+      cpu::deform_psroi_pool_loops<T>().offset_grad(gathered, input_nhwc.const_data_ptr<T>(), go.const_data_ptr<T>(),
                                            num_rois, grad_offset);
     }
   }

@@ -1,8 +1,9 @@
 // Innermost loops of the CPU kernels: runs of contiguous channels, written with
-// GCC/Clang vector extensions (32-byte vectors: one AVX register, or two SSE
-// registers on the baseline x86-64 target) so they vectorise whatever the
-// optimiser decides. Plain loops were measured to compile the dot products to
-// scalar code with register spills.
+// GCC/Clang vector extensions (DCN_VECTOR_BYTES-byte vectors: 32 = one AVX register,
+// or two SSE registers on the baseline x86-64 target; 64 = one AVX-512 register) so
+// they vectorise whatever the optimiser decides. Plain loops were measured to
+// compile the dot products to scalar code with register spills. Compiled once per
+// instruction set, in namespace DCN_CPU_ISA (cpu/isa/).
 #pragma once
 
 #include <cstdint>
@@ -13,13 +14,18 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#if !defined(DCN_CPU_ISA) || !defined(DCN_VECTOR_BYTES)
+#error "vector_loops.h is compiled per instruction set: include it from a cpu/isa/ file"
+#endif
+
 namespace dcn_det {
 namespace cpu {
+namespace DCN_CPU_ISA {
 
 template <typename T>
 struct Vec {
-  static constexpr int kWidth = 32 / sizeof(T);
-  typedef T type __attribute__((vector_size(32)));
+  static constexpr int kWidth = DCN_VECTOR_BYTES / sizeof(T);
+  typedef T type __attribute__((vector_size(DCN_VECTOR_BYTES)));
 
   static type load(const T* p) {
     type v;
@@ -129,6 +135,7 @@ inline void dot_products4(const T* __restrict g, const T* __restrict a, const T*
   out[3] += td;
 }
 
+}  // namespace DCN_CPU_ISA
 }  // namespace cpu
 }  // namespace dcn_det
 

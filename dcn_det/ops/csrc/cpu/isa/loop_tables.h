@@ -1,0 +1,76 @@
+// The CPU loops that are compiled once per instruction set, as tables of function
+// pointers, and the choice of table at run time (cpu_isa.cpp).
+//
+// Why: the loops are vectorised by the compiler, and what it can emit depends on the
+// target. A library users install must run on any x86-64 CPU, so the baseline build
+// targets SSE2; the same loops compiled for AVX2+FMA and AVX-512 run when the CPU has
+// them (as PyTorch does for its own kernels). Each loops_<isa>.cpp compiles
+// deform_conv2d_loops.h / deform_psroi_pool_loops.h inside its target pragma and in
+// its own namespace, so no inline function compiled for a wider target can be picked
+// by the linker for baseline code; everything shared is included before the pragma.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "../deform_conv2d_channels_last.h"
+#include "../deform_psroi_pool_channels_last.h"
+#include "cpu_isa.h"
+
+namespace dcn_det {
+namespace cpu {
+
+template <typename T>
+struct DeformConv2dLoops {
+  void (*im2col)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask, int64_t nb,
+                 T* columns);
+  void (*coordinate_grad)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask,
+                          const T* grad_columns, int64_t nb, T* grad_offset, T* grad_mask,
+                          PaddedCorners<T>* corners);
+  void (*col2im)(const ChannelsLastGeometry&, const T* grad_columns, const PaddedCorners<T>* corners, int64_t nb,
+                 T* grad_padded_input);
+};
+
+template <typename T>
+struct DeformPSRoIPoolLoops {
+  void (*forward)(const GatheredBins<T>&, const T* input_nhwc, int64_t num_rois, T* output);
+  void (*input_grad)(const GatheredBins<T>&, const T* grad_output, int64_t num_rois, T* grad_input_nhwc);
+  void (*offset_grad)(const GatheredBins<T>&, const T* input_nhwc, const T* grad_output, int64_t num_rois,
+                      T* grad_offset);
+};
+
+struct LoopTables {
+  DeformConv2dLoops<float> conv_float;
+  DeformConv2dLoops<double> conv_double;
+  DeformPSRoIPoolLoops<float> pool_float;
+  DeformPSRoIPoolLoops<double> pool_double;
+};
+
+// One per instruction set (loops_<isa>.cpp); the wider ones only where built (x86-64).
+const LoopTables& loop_tables_baseline();
+const LoopTables& loop_tables_avx2();
+const LoopTables& loop_tables_avx512();
+
+// The table of selected_cpu_isa() (cpu_isa.h).
+const LoopTables& selected_loop_tables();
+
+template <typename T>
+const DeformConv2dLoops<T>& deform_conv2d_loops() {
+  if constexpr (std::is_same_v<T, float>) {
+    return selected_loop_tables().conv_float;
+  } else {
+    return selected_loop_tables().conv_double;
+  }
+}
+
+template <typename T>
+const DeformPSRoIPoolLoops<T>& deform_psroi_pool_loops() {
+  if constexpr (std::is_same_v<T, float>) {
+    return selected_loop_tables().pool_float;
+  } else {
+    return selected_loop_tables().pool_double;
+  }
+}
+
+}  // namespace cpu
+}  // namespace dcn_det
