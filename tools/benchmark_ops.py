@@ -51,7 +51,8 @@ except ModuleNotFoundError as exc:
     # Not installed (pip install -e .): use the source tree this script lives in.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from dcn_det.ops import deform_conv2d as dcn_deform_conv2d
-from dcn_det.ops import deform_psroi_pool
+from dcn_det.ops import available_cpu_isas, cpu_isa, deform_psroi_pool
+from dcn_det.ops._cpu_isa import forced_cpu_isa
 
 
 # --------------------------------------------------------------------------- rows
@@ -239,6 +240,22 @@ DCN_IMPLS = [
 ]
 
 
+def _with_cpu_isa(fn, isa: str):
+    """fn with the CPU loops forced to instruction set ``isa`` (a row per variant)."""
+    def run(*args, **kwargs):
+        with forced_cpu_isa(isa):
+            return fn(*args, **kwargs)
+    return run
+
+
+def _cpu_isa_variants(impls):
+    """dcn_det rows for the CPU loops' other instruction sets (the selected one is the
+    plain dcn_det row): same inputs, same checks."""
+    return [(f"{name} [{isa}]", _with_cpu_isa(fn, isa), False, checked)
+            for name, fn, _, checked in impls if name == "dcn_det"
+            for isa in available_cpu_isas() if isa != cpu_isa()]
+
+
 def _dcn_inputs(shape: Tuple[int, int, int, int], device: str, seed: int) -> Dict[str, torch.Tensor]:
     n, c, h, w = shape
     gen = torch.Generator().manual_seed(seed)  # same data on every device and run
@@ -294,7 +311,8 @@ def bench_deform_conv2d(settings: Settings) -> Iterator[Row]:
                 except Exception as exc:  # noqa: BLE001
                     progress(f"  reference failed, no checks: {short_error(exc)}")
 
-                for impl, fn, anchor, checked in DCN_IMPLS:
+                impls = DCN_IMPLS + (_cpu_isa_variants(DCN_IMPLS) if device == "cpu" else [])
+                for impl, fn, anchor, checked in impls:
                     label = f"[{group} {case} {device} {dname}] {impl}"
                     fwd_ms, fwd_bwd_ms, out, grads, note = measure_fwd_and_fwd_bwd(
                         fn, data, grad_output, device,
@@ -375,7 +393,11 @@ def bench_deform_psroi_pool(settings: Settings) -> Iterator[Row]:
             data = _psroi_inputs(case, device, settings.seed)
             pooled = case[5] if case[5] > 1 else 7
             grad_output = torch.randn(case[6], case[4], pooled, pooled, generator=torch.Generator().manual_seed(settings.seed + 1)).to(device)
-            for impl, fn, anchor in _psroi_impls(case):
+            impls = _psroi_impls(case)
+            if device == "cpu":  # the group_size-1 loops are compiled per instruction set
+                impls += [(f"{impl_name} [{isa}]", _with_cpu_isa(fn, isa), False) for impl_name, fn, _ in impls[1:]
+                          for isa in available_cpu_isas() if isa != cpu_isa() and case[5] == 1]
+            for impl, fn, anchor in impls:
                 fwd_ms, fwd_bwd_ms, _, _, note = measure_fwd_and_fwd_bwd(
                     fn, data, grad_output, device, settings.warmup[device], settings.repeats[device], f"[{group} {name} {device}] {impl}"
                 )
@@ -599,6 +621,7 @@ def environment(settings: Settings, argv: Sequence[str]) -> List[Tuple[str, str]
         ("cpu", f"{cpu_model()} ({platform.machine()}), nproc {nproc}"),
         ("torch", f"{torch.__version__}, torchvision {torchvision.__version__}, "
                   f"threads {torch.get_num_threads()}"),
+        ("dcn_det CPU loops", f"{cpu_isa()} (of {', '.join(available_cpu_isas())}; rows 'dcn_det [isa]' force another)"),
     ]
     if "cuda" in settings.devices:
         info.append(("gpu", f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}, "
