@@ -4,6 +4,8 @@ groups, dtypes, layouts and extreme values; forward and every gradient), and the
 follows ATEN_CPU_CAPABILITY. test_fuzz.py covers the variant selected by default."""
 import collections
 import os
+import platform
+import shutil
 import subprocess
 import sys
 
@@ -51,3 +53,23 @@ def test_aten_cpu_capability_caps_the_choice(capability, expected):
     out = subprocess.run([sys.executable, "-c", "from dcn_det.ops import cpu_isa; print(cpu_isa())"], env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == expected
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("objdump"), reason="x86-64 with objdump only")
+def test_only_the_per_isa_loops_contain_wide_vector_instructions():
+    # The build's baseline is SSE2: an AVX (ymm/zmm) instruction anywhere else would be an
+    # illegal instruction on a CPU without it (e.g. an inline helper compiled inside a target
+    # pragma and picked by the linker for every caller).
+    from dcn_det import _C
+
+    listing = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", _C.__file__], capture_output=True,
+                             text=True, check=True).stdout
+    wide, function = set(), None
+    for line in listing.splitlines():
+        if line.endswith(">:"):
+            function = line.split("<", 1)[1][:-2]
+        elif "%ymm" in line or "%zmm" in line:
+            wide.add(function)
+    assert wide, "no AVX code at all: the avx2/avx512 loops were not compiled for their targets"
+    outside = sorted(f for f in wide if "dcn_det::cpu::avx2::" not in f and "dcn_det::cpu::avx512::" not in f)
+    assert not outside, outside[:10]
