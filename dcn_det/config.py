@@ -77,12 +77,9 @@ def add_dcn_config(cfg: CN) -> CN:
     # Init of the hidden 1x1 conv: "normal" (std HEAD_INIT_STD, the original) or "msra" (He,
     # fan-out: detectron2's c2_msra_fill): unit-scale hidden features for heads from scratch.
     rfcn.HIDDEN_INIT = "normal"
-    # Learning-rate factor of the head's three 1x1 convs under SGD (sqrt(f) under Adam), by
-    # reparametrisation: each computes sqrt(f) * conv(x) with weights initialised sqrt(f)
-    # times smaller, so it works with any trainer and optimizer config. Average voting over
-    # the k*k bins slows the head down; from scratch (configs/Demo/Base-Demo-RFCN.yaml) 50
-    # lets it learn. 1 = the original head. Keep it between training and testing: it is part
-    # of the model, like the weights it scales.
+    # Deprecated: use SOLVER.PARAM_LR_FACTORS. A value f != 1 is read by the optimizer
+    # builder (dcn_det.solver) as an SGD learning-rate factor f (weight decay / f) for the
+    # head's three 1x1 convs, with a warning; it no longer changes the model.
     rfcn.HEAD_LR_FACTOR = 1.0
 
     defaults.SOLVER = CN()
@@ -90,6 +87,15 @@ def add_dcn_config(cfg: CN) -> CN:
     # SOLVER.BASE_LR, WEIGHT_DECAY*, BIAS_LR_FACTOR, the LR schedule and gradient clipping
     # like SGD). Built by dcn_det.engine.Trainer.build_optimizer.
     defaults.SOLVER.OPTIMIZER = "SGD"
+    # Learning-rate factor of the offset (and modulation mask) branches of deformable convs
+    # and deformable (PS-)RoI pooling (dcn_det.solver). The DCNv1 paper trains them at beta
+    # times the base rate; 1 = the same rate as the rest.
+    defaults.SOLVER.DCN_OFFSET_LR_FACTOR = 1.0
+    # Per-parameter factors: a list of [regex, lr_factor] or [regex, lr_factor,
+    # weight_decay_factor]; the first regex that matches a parameter's full name (re.search,
+    # e.g. "roi_heads.rfcn_cls.weight") sets its factors; DCN_OFFSET_LR_FACTOR still applies.
+    defaults.SOLVER.PARAM_LR_FACTORS = []
+
 
     _merge_missing(cfg, defaults)
     return cfg

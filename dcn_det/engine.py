@@ -82,24 +82,13 @@ def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str
 
 
 def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer named by SOLVER.OPTIMIZER: "SGD" is detectron2's build_optimizer,
-    "AdamW" uses the same parameter groups (SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM,
-    WEIGHT_DECAY_BIAS, BIAS_LR_FACTOR) and gradient clipping (SOLVER.CLIP_GRADIENTS)."""
-    name = cfg.SOLVER.get("OPTIMIZER", "SGD")
-    if name == "SGD":
-        return build_sgd_optimizer(cfg, model)
-    if name == "AdamW":
-        params = get_default_optimizer_params(
-            model,
-            base_lr=cfg.SOLVER.BASE_LR,
-            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
-            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
-            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-        )
-        return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(
-            params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY
-        )
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'AdamW', not {name!r}")
+    """The optimizer named by SOLVER.OPTIMIZER ("SGD" or "AdamW") over detectron2's
+    parameter groups (SOLVER.WEIGHT_DECAY*, BIAS_LR_FACTOR) with dcn_det's learning-rate
+    factors (SOLVER.DCN_OFFSET_LR_FACTOR, SOLVER.PARAM_LR_FACTORS) and gradient clipping
+    (SOLVER.CLIP_GRADIENTS): :func:`dcn_det.solver.build_optimizer`."""
+    from .solver import build_optimizer as build_with_lr_factors
+
+    return build_with_lr_factors(cfg, model)
 
 
 class Trainer(DefaultTrainer):

@@ -27,6 +27,8 @@ DEFAULTS = {
     "MODEL.RFCN.HIDDEN_INIT": "normal",
     "MODEL.RFCN.HEAD_LR_FACTOR": 1.0,
     "SOLVER.OPTIMIZER": "SGD",
+    "SOLVER.DCN_OFFSET_LR_FACTOR": 1.0,
+    "SOLVER.PARAM_LR_FACTORS": [],
 }
 
 
@@ -67,7 +69,7 @@ def test_add_dcn_config_adds_no_undocumented_key():
 def test_add_dcn_config_leaves_detectron2_keys_unchanged():
     plain = get_cfg()
     cfg = add_dcn_config(get_cfg())
-    del cfg.MODEL["DCN"], cfg.MODEL["RFCN"], cfg.SOLVER["OPTIMIZER"]
+    del cfg.MODEL["DCN"], cfg.MODEL["RFCN"], cfg.SOLVER["OPTIMIZER"], cfg.SOLVER["DCN_OFFSET_LR_FACTOR"], cfg.SOLVER["PARAM_LR_FACTORS"]
     assert cfg == plain
 
 
