@@ -11,17 +11,20 @@ from detectron2.config import CfgNode as CN
 
 def register() -> None:
     """Register dcn_det's detectron2 components (backbones, ROI heads: importing
-    dcn_det.modeling does it) and the generated ``shapes_dcn_*`` data sets (images are
-    generated on first use), leaving alone any data set of those names that is already
+    dcn_det.modeling does it), the generated ``shapes_dcn_*`` data sets (images are
+    generated on first use) and VOC 2012 semantic segmentation (``voc_2012_sem_seg_*``,
+    dcn_det.data.voc_sem_seg), leaving alone any data set of those names that is already
     registered. Idempotent; :func:`add_dcn_config` calls it."""
     from detectron2.data import DatasetCatalog
 
     from . import modeling  # noqa: F401  (registration by decorators)
     from .data import SPLITS, register_shapes_datasets
+    from .data.voc_sem_seg import register_builtin_voc_sem_seg
 
     missing = {name: spec for name, spec in SPLITS.items() if name not in DatasetCatalog.list()}
     if missing:
         register_shapes_datasets(splits=missing)
+    register_builtin_voc_sem_seg()
 
 
 def add_dcn_config(cfg: CN) -> CN:
@@ -96,9 +99,22 @@ def add_dcn_config(cfg: CN) -> CN:
     # e.g. "roi_heads.rfcn_cls.weight") sets its factors; DCN_OFFSET_LR_FACTOR still applies.
     defaults.SOLVER.PARAM_LR_FACTORS = []
 
+    _merge_missing(cfg, _deeplab_defaults())
 
     _merge_missing(cfg, defaults)
     return cfg
+
+
+def _deeplab_defaults() -> CN:
+    """The keys of detectron2's DeepLab project (``add_deeplab_config``: poly LR schedule,
+    ASPP head, DeepLab stem and res5 multi-grid), so DeepLab configs merge. Merged as
+    missing keys only: a config that already has them keeps its values."""
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    keys = get_cfg()
+    add_deeplab_config(keys)
+    return keys
 
 
 def _merge_missing(cfg: CN, defaults: CN) -> None:
@@ -116,6 +132,9 @@ _DCN_EQUIVALENTS = {
     ("BACKBONE", "build_resnet_fpn_backbone"): "build_dcn_resnet_fpn_backbone",
     ("ROI_HEADS", "Res5ROIHeads"): "DeformRes5ROIHeads",
     ("ROI_HEADS", "StandardROIHeads"): "DeformStandardROIHeads",
+    ("BACKBONE", "build_retinanet_resnet_fpn_backbone"): "build_dcn_retinanet_resnet_fpn_backbone",
+    ("BACKBONE", "build_resnet_deeplab_backbone"): "build_dcn_resnet_deeplab_backbone",
+    ("ROI_HEADS", "CascadeROIHeads"): "DeformCascadeROIHeads",
 }
 
 

@@ -425,7 +425,7 @@ def test_detectron2_resnext_dconv_cascade_config_builds_grouped_deformable_block
     config = tmp_path / "cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv.yaml"
     config.write_text(MISC_X152_DCONV_YAML.format(base=model_zoo.get_config_file("Base-RCNN-FPN.yaml")))
     cfg = build_cfg(str(config), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"])
-    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dcn_resnet_fpn_backbone", "CascadeROIHeads")
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dcn_resnet_fpn_backbone", "DeformCascadeROIHeads")
     bottom_up = build_model(cfg).backbone.bottom_up
     blocks = _deformable_stage_blocks(bottom_up)
     assert [len(blocks[f"res{i}"]) for i in (2, 3, 4, 5)] == [0, 8, 36, 3]
