@@ -15,6 +15,7 @@ from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
 
 from .config import add_dcn_config, use_dcn_builders
+from .sem_seg_training import build_lr_scheduler, build_sem_seg_evaluator, build_sem_seg_train_loader, is_semantic_segmentation
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,12 @@ class COCOEvaluatorWithSubmission(COCOEvaluator):
 
 
 def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
-    """COCO evaluation for COCO-format data sets, VOC evaluation for VOC ones."""
+    """COCO evaluation for COCO-format data sets (boxes, and masks when the model predicts
+    them), VOC evaluation for VOC ones; SemSegEvaluator for semantic-segmentation models."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     kind = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if is_semantic_segmentation(cfg) or kind == "sem_seg":
+        return build_sem_seg_evaluator(dataset_name, output_folder)
     if kind == "coco":
         return COCOEvaluatorWithSubmission(dataset_name, output_dir=output_folder)
     if kind == "pascal_voc":
@@ -93,7 +97,8 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
 
 class Trainer(DefaultTrainer):
     """detectron2's DefaultTrainer with evaluators chosen by :func:`build_evaluator` and the
-    optimizer chosen by SOLVER.OPTIMIZER (:func:`build_optimizer`)."""
+    optimizer chosen by SOLVER.OPTIMIZER (:func:`build_optimizer`); semantic-segmentation
+    models train with the DeepLab project's mapper and LR schedules (dcn_det.sem_seg_training)."""
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -102,3 +107,13 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_optimizer(cls, cfg, model):
         return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        if is_semantic_segmentation(cfg):
+            return build_sem_seg_train_loader(cfg)
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return build_lr_scheduler(cfg, optimizer)

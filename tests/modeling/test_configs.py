@@ -123,10 +123,10 @@ def test_config_folder_has_every_family_plain_dcnv1_and_dcnv2():
         "retinanet_R_50_FPN_1x",
         "retinanet_R_50_FPN_dconv_c3-c5_1x",
         "retinanet_R_50_FPN_mdconv_c3-c5_1x",
-        "deeplab_v3_R_103_OS16_mg124_poly_90k_bs16",  # Cityscapes
-        "deeplab_v3_R_103_OS16_mg124_poly_90k_bs16_dconv_c5",
-        "deeplab_v3_R_103_OS16_mg124_poly_30k_bs16",  # VOC 2012
-        "deeplab_v3_R_103_OS16_mg124_poly_30k_bs16_dconv_c5",
+        "deeplab_v3_R_103_os16_mg124_poly_90k_bs16",  # Cityscapes
+        "deeplab_v3_R_103_os16_mg124_poly_90k_bs16_dconv_c5",
+        "deeplab_v3_R_103_os16_mg124_poly_30k_bs16",  # VOC 2012
+        "deeplab_v3_R_103_os16_mg124_poly_30k_bs16_dconv_c5",
     ):
         assert stem + ".yaml" in names
 
