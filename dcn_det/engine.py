@@ -16,6 +16,7 @@ from detectron2.utils import comm
 
 from .config import add_dcn_config, use_dcn_builders
 from .sem_seg_training import build_lr_scheduler, build_sem_seg_evaluator, build_sem_seg_train_loader, is_semantic_segmentation
+from .solver import build_optimizer as build_optimizer_with_lr_factors
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,7 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
     parameter groups (SOLVER.WEIGHT_DECAY*, BIAS_LR_FACTOR) with dcn_det's learning-rate
     factors (SOLVER.DCN_OFFSET_LR_FACTOR, SOLVER.PARAM_LR_FACTORS) and gradient clipping
     (SOLVER.CLIP_GRADIENTS): :func:`dcn_det.solver.build_optimizer`."""
-    from .solver import build_optimizer as build_with_lr_factors
-
-    return build_with_lr_factors(cfg, model)
+    return build_optimizer_with_lr_factors(cfg, model)
 
 
 class Trainer(DefaultTrainer):
