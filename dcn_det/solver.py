@@ -73,6 +73,16 @@ def lr_factor_rules(cfg: CfgNode) -> List[Rule]:
     return rules
 
 
+def check_lr_factors(cfg: CfgNode) -> None:
+    """Validate SOLVER.PARAM_LR_FACTORS, SOLVER.DCN_OFFSET_LR_FACTOR and the deprecated
+    MODEL.RFCN.HEAD_LR_FACTOR without a model (ValueError naming the key), e.g. before
+    training starts."""
+    lr_factor_rules(cfg)
+    offset_factor = float(cfg.SOLVER.get("DCN_OFFSET_LR_FACTOR", 1.0))
+    if not offset_factor > 0:
+        raise ValueError(f"SOLVER.DCN_OFFSET_LR_FACTOR must be > 0, got {offset_factor}")
+
+
 def offset_branch_parameter_names(model: torch.nn.Module) -> set:
     """Full names of the parameters of the offset / mask branches of deformable layers."""
     names = set()
@@ -88,10 +98,9 @@ def offset_branch_parameter_names(model: torch.nn.Module) -> set:
 def parameter_factors(cfg: CfgNode, model: torch.nn.Module) -> Callable[[str], Tuple[float, float]]:
     """name -> (lr factor, weight-decay factor): the first matching SOLVER.PARAM_LR_FACTORS
     rule (else 1, 1), times SOLVER.DCN_OFFSET_LR_FACTOR for offset / mask branches."""
+    check_lr_factors(cfg)
     rules = lr_factor_rules(cfg)
     offset_factor = float(cfg.SOLVER.get("DCN_OFFSET_LR_FACTOR", 1.0))
-    if not offset_factor > 0:
-        raise ValueError(f"SOLVER.DCN_OFFSET_LR_FACTOR must be > 0, got {offset_factor}")
     offsets = offset_branch_parameter_names(model)
 
     def factors(name: str) -> Tuple[float, float]:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from dcn_det.engine import build_cfg
-from dcn_det.solver import build_optimizer, optimizer_param_groups
+from dcn_det.solver import build_optimizer, check_lr_factors, optimizer_param_groups
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 HEAD_CONVS = ("conv_new", "rfcn_cls", "rfcn_bbox")
@@ -83,8 +83,16 @@ def test_bad_param_lr_factors_name_the_entry(rule, message):
 
 
 def test_bad_dcn_offset_lr_factor_names_the_key():
+    cfg = build_cfg("", ["SOLVER.DCN_OFFSET_LR_FACTOR", "0.0"])
     with pytest.raises(ValueError, match="SOLVER.DCN_OFFSET_LR_FACTOR must be > 0"):
-        build_optimizer(build_cfg("", ["SOLVER.DCN_OFFSET_LR_FACTOR", "0.0"]), _small_deformable_model())
+        build_optimizer(cfg, _small_deformable_model())
+    with pytest.raises(ValueError, match="SOLVER.DCN_OFFSET_LR_FACTOR must be > 0"):
+        check_lr_factors(cfg)  # also without a model
+
+
+def test_check_lr_factors_accepts_the_configs_of_the_repo():
+    for config in sorted(CONFIGS.rglob("*.yaml")):
+        check_lr_factors(build_cfg(str(config)))
 
 
 # --- MODEL.RFCN.HEAD_LR_FACTOR (deprecated) vs the old reparametrisation -----------------------
