@@ -2,7 +2,9 @@
 
 dcn_det reuses detectron2's own keys where they exist — MODEL.RESNETS.DEFORM_ON_PER_STAGE,
 DEFORM_MODULATED, DEFORM_NUM_GROUPS, RES5_DILATION — and adds only what detectron2 lacks,
-under MODEL.DCN (deformable layers), MODEL.RFCN (the R-FCN head) and SOLVER.OPTIMIZER.
+under MODEL.DCN (deformable layers), MODEL.RFCN (the R-FCN head) and SOLVER (OPTIMIZER and
+the learning-rate factors), plus the keys of detectron2's DeepLab project, which its own
+configs need (detectron2.projects.deeplab.add_deeplab_config).
 """
 import logging
 
@@ -28,8 +30,9 @@ def register() -> None:
 
 
 def add_dcn_config(cfg: CN) -> CN:
-    """Add dcn_det's keys (with their defaults) to ``cfg`` in place and return it, and
-    make sure dcn_det's components and demo data sets are registered (:func:`register`).
+    """Add dcn_det's keys and the DeepLab project's (with their defaults) to ``cfg`` in
+    place and return it, and make sure dcn_det's components and data sets are registered
+    (:func:`register`).
 
     Calling it twice is harmless: keys that already exist keep their values.
     """
