@@ -2,7 +2,9 @@
 
 dcn_det reuses detectron2's own keys where they exist — MODEL.RESNETS.DEFORM_ON_PER_STAGE,
 DEFORM_MODULATED, DEFORM_NUM_GROUPS, RES5_DILATION — and adds only what detectron2 lacks,
-under MODEL.DCN (deformable layers), MODEL.RFCN (the R-FCN head) and SOLVER.OPTIMIZER.
+under MODEL.DCN (deformable layers), MODEL.RFCN (the R-FCN head) and SOLVER (OPTIMIZER and
+the learning-rate factors), plus the keys of detectron2's DeepLab project, which its own
+configs need (detectron2.projects.deeplab.add_deeplab_config).
 """
 import logging
 
@@ -11,22 +13,26 @@ from detectron2.config import CfgNode as CN
 
 def register() -> None:
     """Register dcn_det's detectron2 components (backbones, ROI heads: importing
-    dcn_det.modeling does it) and the generated ``shapes_dcn_*`` data sets (images are
-    generated on first use), leaving alone any data set of those names that is already
+    dcn_det.modeling does it), the generated ``shapes_dcn_*`` data sets (images are
+    generated on first use) and VOC 2012 semantic segmentation (``voc_2012_sem_seg_*``,
+    dcn_det.data.voc_sem_seg), leaving alone any data set of those names that is already
     registered. Idempotent; :func:`add_dcn_config` calls it."""
     from detectron2.data import DatasetCatalog
 
     from . import modeling  # noqa: F401  (registration by decorators)
     from .data import SPLITS, register_shapes_datasets
+    from .data.voc_sem_seg import register_builtin_voc_sem_seg
 
     missing = {name: spec for name, spec in SPLITS.items() if name not in DatasetCatalog.list()}
     if missing:
         register_shapes_datasets(splits=missing)
+    register_builtin_voc_sem_seg()
 
 
 def add_dcn_config(cfg: CN) -> CN:
-    """Add dcn_det's keys (with their defaults) to ``cfg`` in place and return it, and
-    make sure dcn_det's components and demo data sets are registered (:func:`register`).
+    """Add dcn_det's keys and the DeepLab project's (with their defaults) to ``cfg`` in
+    place and return it, and make sure dcn_det's components and data sets are registered
+    (:func:`register`).
 
     Calling it twice is harmless: keys that already exist keep their values.
     """
@@ -77,12 +83,9 @@ def add_dcn_config(cfg: CN) -> CN:
     # Init of the hidden 1x1 conv: "normal" (std HEAD_INIT_STD, the original) or "msra" (He,
     # fan-out: detectron2's c2_msra_fill): unit-scale hidden features for heads from scratch.
     rfcn.HIDDEN_INIT = "normal"
-    # Learning-rate factor of the head's three 1x1 convs under SGD (sqrt(f) under Adam), by
-    # reparametrisation: each computes sqrt(f) * conv(x) with weights initialised sqrt(f)
-    # times smaller, so it works with any trainer and optimizer config. Average voting over
-    # the k*k bins slows the head down; from scratch (configs/Demo/Base-Demo-RFCN.yaml) 50
-    # lets it learn. 1 = the original head. Keep it between training and testing: it is part
-    # of the model, like the weights it scales.
+    # Deprecated: use SOLVER.PARAM_LR_FACTORS. A value f != 1 is read by the optimizer
+    # builder (dcn_det.solver) as an SGD learning-rate factor f (weight decay / f) for the
+    # head's three 1x1 convs, with a warning; it no longer changes the model.
     rfcn.HEAD_LR_FACTOR = 1.0
 
     defaults.SOLVER = CN()
@@ -90,9 +93,31 @@ def add_dcn_config(cfg: CN) -> CN:
     # SOLVER.BASE_LR, WEIGHT_DECAY*, BIAS_LR_FACTOR, the LR schedule and gradient clipping
     # like SGD). Built by dcn_det.engine.Trainer.build_optimizer.
     defaults.SOLVER.OPTIMIZER = "SGD"
+    # Learning-rate factor of the offset (and modulation mask) branches of deformable convs
+    # and deformable (PS-)RoI pooling (dcn_det.solver). The DCNv1 paper trains them at beta
+    # times the base rate; 1 = the same rate as the rest.
+    defaults.SOLVER.DCN_OFFSET_LR_FACTOR = 1.0
+    # Per-parameter factors: a list of [regex, lr_factor] or [regex, lr_factor,
+    # weight_decay_factor]; the first regex that matches a parameter's full name (re.search,
+    # e.g. "roi_heads.rfcn_cls.weight") sets its factors; DCN_OFFSET_LR_FACTOR still applies.
+    defaults.SOLVER.PARAM_LR_FACTORS = []
+
+    _merge_missing(cfg, _deeplab_defaults())
 
     _merge_missing(cfg, defaults)
     return cfg
+
+
+def _deeplab_defaults() -> CN:
+    """The keys of detectron2's DeepLab project (``add_deeplab_config``: poly LR schedule,
+    ASPP head, DeepLab stem and res5 multi-grid), so DeepLab configs merge. Merged as
+    missing keys only: a config that already has them keeps its values."""
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    keys = get_cfg()
+    add_deeplab_config(keys)
+    return keys
 
 
 def _merge_missing(cfg: CN, defaults: CN) -> None:
@@ -110,6 +135,9 @@ _DCN_EQUIVALENTS = {
     ("BACKBONE", "build_resnet_fpn_backbone"): "build_dcn_resnet_fpn_backbone",
     ("ROI_HEADS", "Res5ROIHeads"): "DeformRes5ROIHeads",
     ("ROI_HEADS", "StandardROIHeads"): "DeformStandardROIHeads",
+    ("BACKBONE", "build_retinanet_resnet_fpn_backbone"): "build_dcn_retinanet_resnet_fpn_backbone",
+    ("BACKBONE", "build_resnet_deeplab_backbone"): "build_dcn_resnet_deeplab_backbone",
+    ("ROI_HEADS", "CascadeROIHeads"): "DeformCascadeROIHeads",
 }
 
 
@@ -191,6 +219,12 @@ def check_cfg(cfg: CN) -> CN:
             fail(f"MODEL.RFCN.SAMPLE_PER_PART must be >= 1, got {rfcn.SAMPLE_PER_PART}")
     if rfcn.MODULATED and not rfcn.DEFORMABLE:
         fail("MODEL.RFCN.MODULATED needs MODEL.RFCN.DEFORMABLE (modulation scales the deformable bins)")
+    from .solver import check_lr_factors  # SOLVER.PARAM_LR_FACTORS, DCN_OFFSET_LR_FACTOR
+
+    try:
+        check_lr_factors(cfg)
+    except ValueError as e:
+        fail(" ".join(str(e).split()))
     return cfg
 
 

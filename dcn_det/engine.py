@@ -16,12 +16,12 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
-from detectron2.solver import build_optimizer as build_sgd_optimizer
-from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .config import add_dcn_config, check_cfg, use_dcn_builders
+from .sem_seg_training import build_lr_scheduler, build_sem_seg_evaluator, build_sem_seg_train_loader, is_semantic_segmentation
+from .solver import build_optimizer as build_optimizer_with_lr_factors
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +77,12 @@ class COCOEvaluatorWithSubmission(COCOEvaluator):
 
 
 def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
-    """COCO evaluation for COCO-format data sets, VOC evaluation for VOC ones."""
+    """COCO evaluation for COCO-format data sets (boxes, and masks when the model predicts
+    them), VOC evaluation for VOC ones; SemSegEvaluator for semantic-segmentation models."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     kind = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if is_semantic_segmentation(cfg) or kind == "sem_seg":
+        return build_sem_seg_evaluator(dataset_name, output_folder)
     if kind == "coco":
         return COCOEvaluatorWithSubmission(dataset_name, output_dir=output_folder)
     if kind == "pascal_voc":
@@ -89,24 +92,11 @@ def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str
 
 
 def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer named by SOLVER.OPTIMIZER: "SGD" is detectron2's build_optimizer,
-    "AdamW" uses the same parameter groups (SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM,
-    WEIGHT_DECAY_BIAS, BIAS_LR_FACTOR) and gradient clipping (SOLVER.CLIP_GRADIENTS)."""
-    name = cfg.SOLVER.get("OPTIMIZER", "SGD")
-    if name == "SGD":
-        return build_sgd_optimizer(cfg, model)
-    if name == "AdamW":
-        params = get_default_optimizer_params(
-            model,
-            base_lr=cfg.SOLVER.BASE_LR,
-            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
-            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
-            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-        )
-        return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(
-            params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY
-        )
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'AdamW', not {name!r}")
+    """The optimizer named by SOLVER.OPTIMIZER ("SGD" or "AdamW") over detectron2's
+    parameter groups (SOLVER.WEIGHT_DECAY*, BIAS_LR_FACTOR) with dcn_det's learning-rate
+    factors (SOLVER.DCN_OFFSET_LR_FACTOR, SOLVER.PARAM_LR_FACTORS) and gradient clipping
+    (SOLVER.CLIP_GRADIENTS): :func:`dcn_det.solver.build_optimizer`."""
+    return build_optimizer_with_lr_factors(cfg, model)
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -191,8 +181,9 @@ _DDP_BUFFER_SYNC_ARG = (
 class Trainer(DefaultTrainer):
     """detectron2's DefaultTrainer with evaluators chosen by :func:`build_evaluator`, the
     optimizer chosen by SOLVER.OPTIMIZER (:func:`build_optimizer`), atomic checkpoints
-    (:class:`AtomicCheckpointer`) and DDP that works on CPUs (:func:`create_ddp_model`).
-    The config is checked first (:func:`dcn_det.config.check_cfg`)."""
+    (:class:`AtomicCheckpointer`) and DDP that works on CPUs (:func:`create_ddp_model`);
+    semantic-segmentation models train with the DeepLab project's mapper and LR schedules
+    (dcn_det.sem_seg_training). The config is checked first (:func:`dcn_det.config.check_cfg`)."""
 
     def __init__(self, cfg: CfgNode):
         # DefaultTrainer.__init__'s steps, with our DDP wrapper and checkpointer (its own
@@ -222,3 +213,13 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_optimizer(cls, cfg, model):
         return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        if is_semantic_segmentation(cfg):
+            return build_sem_seg_train_loader(cfg)
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return build_lr_scheduler(cfg, optimizer)

@@ -27,6 +27,25 @@ DEFAULTS = {
     "MODEL.RFCN.HIDDEN_INIT": "normal",
     "MODEL.RFCN.HEAD_LR_FACTOR": 1.0,
     "SOLVER.OPTIMIZER": "SGD",
+    "SOLVER.DCN_OFFSET_LR_FACTOR": 1.0,
+    "SOLVER.PARAM_LR_FACTORS": [],
+}
+# detectron2's DeepLab project keys (detectron2.projects.deeplab.add_deeplab_config), added
+# with the project's defaults so that DeepLab configs merge.
+DEEPLAB_DEFAULTS = {
+    "INPUT.CROP.SINGLE_CATEGORY_MAX_AREA": 1.0,
+    "SOLVER.POLY_LR_POWER": 0.9,
+    "SOLVER.POLY_LR_CONSTANT_ENDING": 0.0,
+    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": "hard_pixel_mining",
+    "MODEL.SEM_SEG_HEAD.PROJECT_FEATURES": ["res2"],
+    "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS": [48],
+    "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS": 256,
+    "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS": [6, 12, 18],
+    "MODEL.SEM_SEG_HEAD.ASPP_DROPOUT": 0.1,
+    "MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV": False,
+    "MODEL.RESNETS.RES4_DILATION": 1,
+    "MODEL.RESNETS.RES5_MULTI_GRID": [1, 2, 4],
+    "MODEL.RESNETS.STEM_TYPE": "deeplab",
 }
 
 
@@ -57,18 +76,28 @@ def test_add_dcn_config_adds_every_key_with_its_default():
         assert _get(cfg, key) == default, key
 
 
-def test_add_dcn_config_adds_no_undocumented_key():
+def test_add_dcn_config_adds_the_deeplab_project_keys_with_their_defaults():
     cfg = add_dcn_config(get_cfg())
-    added = _flat_keys(cfg.MODEL.DCN, "MODEL.DCN.") | _flat_keys(cfg.MODEL.RFCN, "MODEL.RFCN.")
-    added |= {f"SOLVER.{key}" for key in set(cfg.SOLVER) - set(get_cfg().SOLVER)}
-    assert added == set(DEFAULTS)
+    for key, default in DEEPLAB_DEFAULTS.items():
+        assert _get(cfg, key) == default, key
+
+
+def test_add_dcn_config_adds_no_undocumented_key():
+    added = _flat_keys(add_dcn_config(get_cfg()), "") - _flat_keys(get_cfg(), "")
+    assert added == set(DEFAULTS) | set(DEEPLAB_DEFAULTS)
 
 
 def test_add_dcn_config_leaves_detectron2_keys_unchanged():
     plain = get_cfg()
     cfg = add_dcn_config(get_cfg())
-    del cfg.MODEL["DCN"], cfg.MODEL["RFCN"], cfg.SOLVER["OPTIMIZER"]
-    assert cfg == plain
+    for key in _flat_keys(plain, ""):
+        assert _get(cfg, key) == _get(plain, key), key
+
+
+def test_add_dcn_config_keeps_deeplab_keys_a_config_already_has():
+    cfg = get_cfg()
+    cfg.SOLVER.POLY_LR_POWER = 2.0
+    assert add_dcn_config(cfg).SOLVER.POLY_LR_POWER == 2.0
 
 
 def test_add_dcn_config_returns_the_cfg_it_modified():
@@ -118,6 +147,9 @@ def _detectron2_cfg(backbone, roi_heads, deform_on):
         ("build_resnet_fpn_backbone", "StandardROIHeads", "build_dcn_resnet_fpn_backbone", "DeformStandardROIHeads"),
         ("build_resnet_backbone", "Res5ROIHeads", "build_dcn_resnet_backbone", "DeformRes5ROIHeads"),
         ("build_resnet_backbone", "StandardROIHeads", "build_dcn_resnet_backbone", "DeformStandardROIHeads"),
+        ("build_resnet_fpn_backbone", "CascadeROIHeads", "build_dcn_resnet_fpn_backbone", "DeformCascadeROIHeads"),
+        ("build_retinanet_resnet_fpn_backbone", "StandardROIHeads", "build_dcn_retinanet_resnet_fpn_backbone", "DeformStandardROIHeads"),
+        ("build_resnet_deeplab_backbone", "StandardROIHeads", "build_dcn_resnet_deeplab_backbone", "DeformStandardROIHeads"),
     ],
 )
 def test_use_dcn_builders_switches_detectron2_names_when_a_stage_is_deformable(
@@ -140,9 +172,9 @@ def test_use_dcn_builders_keeps_detectron2_names_without_deformable_stages():
 
 
 def test_use_dcn_builders_keeps_names_it_has_no_equivalent_for():
-    cfg = _detectron2_cfg("my_backbone", "CascadeROIHeads", [False, True, True, True])
+    cfg = _detectron2_cfg("my_backbone", "MyROIHeads", [False, True, True, True])
     use_dcn_builders(cfg)
-    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("my_backbone", "CascadeROIHeads")
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("my_backbone", "MyROIHeads")
 
 
 def test_use_dcn_builders_keeps_dcn_det_names():

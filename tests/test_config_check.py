@@ -40,6 +40,7 @@ BAD = [
     (RFCN, ["MODEL.RFCN.GROUP_SIZE", "0"], r"MODEL.RFCN.GROUP_SIZE \(k, the k x k position-sensitive bins\) must be >= 1, got 0"),
     (RFCN, ["MODEL.RFCN.DEFORMABLE", "True", "MODEL.RFCN.SAMPLE_PER_PART", "0"], r"MODEL.RFCN.SAMPLE_PER_PART must be >= 1, got 0"),
     (RFCN, ["MODEL.RFCN.MODULATED", "True"], r"MODEL.RFCN.MODULATED needs MODEL.RFCN.DEFORMABLE"),
+    (FPN, ["SOLVER.DCN_OFFSET_LR_FACTOR", "0.0"], r"SOLVER.DCN_OFFSET_LR_FACTOR must be > 0, got 0.0"),
 ]
 
 

@@ -1,13 +1,24 @@
 """detectron2 components (importing this registers them)."""
-from .backbone import DeformBottleneck, build_dcn_resnet_backbone, build_dcn_resnet_fpn_backbone
-from .roi_heads import DeformRes5ROIHeads, DeformROIPooler, DeformStandardROIHeads, RFCNROIHeads
+from .backbone import (
+    DeformBottleneck,
+    build_dcn_resnet_backbone,
+    build_dcn_resnet_deeplab_backbone,
+    build_dcn_resnet_fpn_backbone,
+    build_dcn_retinanet_resnet_fpn_backbone,
+)
+from .sem_seg_heads import DeepLabV3GlobalPoolHead
+from .roi_heads import DeformCascadeROIHeads, DeformRes5ROIHeads, DeformROIPooler, DeformStandardROIHeads, RFCNROIHeads
 
 __all__ = [
     "DeformBottleneck",
     "build_dcn_resnet_backbone",
     "build_dcn_resnet_fpn_backbone",
+    "build_dcn_retinanet_resnet_fpn_backbone",
+    "build_dcn_resnet_deeplab_backbone",
     "DeformROIPooler",
     "DeformStandardROIHeads",
     "DeformRes5ROIHeads",
+    "DeformCascadeROIHeads",
     "RFCNROIHeads",
+    "DeepLabV3GlobalPoolHead",
 ]

@@ -1,4 +1,5 @@
 """The generated shapes data set (dcn_det.data.shapes)."""
+import hashlib
 import json
 import os
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from dcn_det.data import shapes
-from dcn_det.data.shapes import CLASSES, SplitSpec, draw_image, generate_split
+from dcn_det.data.shapes import CLASSES, SplitSpec, draw_image, draw_image_and_labels, generate_split
 
 
 def test_images_are_deterministic():
@@ -79,8 +80,9 @@ def test_registered_split_loads_through_detectron2(tmp_path):
         assert MetadataCatalog.get("shapes_test_tiny").evaluator_type == "coco"
         assert MetadataCatalog.get("shapes_test_tiny").thing_classes == list(CLASSES)
     finally:
-        DatasetCatalog.remove("shapes_test_tiny")
-        MetadataCatalog.remove("shapes_test_tiny")
+        for name in ("shapes_test_tiny", "shapes_test_tiny_sem_seg"):
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
 
 
 def test_add_dcn_config_registers_the_demo_splits():
@@ -91,3 +93,94 @@ def test_add_dcn_config_registers_the_demo_splits():
     dcn_det.add_dcn_config(get_cfg())
 
     assert {"shapes_dcn_train", "shapes_dcn_val", "shapes_dcn_val_scaled"} <= set(DatasetCatalog.list())
+
+
+# --- masks and semantic labels (added beside the images; the images and boxes are unchanged) ---
+
+
+def test_images_and_boxes_are_those_of_the_detection_only_generator():
+    """Fingerprint of every 7th image and its boxes in each split, taken from the generator
+    before masks and labels were added (GENERATOR_VERSION 2): the demo's results depend on them."""
+    digest = hashlib.sha256()
+    for spec in shapes.SPLITS.values():
+        for i in range(0, spec.num_images, 7):
+            img, anns = draw_image(spec, i)
+            boxes_only = [{k: v for k, v in a.items() if k != "segmentation"} for a in anns]
+            digest.update(img.tobytes())
+            digest.update(json.dumps(boxes_only, sort_keys=True).encode())
+    for _, mask in sorted(shapes._MASKS.items()):
+        digest.update(mask.tobytes())
+    assert digest.hexdigest() == "62685b0a61039eb9e456170f63fd9e7683b9d4147a3426f1a6d20aee44502cac"
+
+
+def _polygon_mask(polygons, h, w):
+    from pycocotools import mask as mask_util
+
+    return mask_util.decode(mask_util.merge(mask_util.frPyObjects(polygons, h, w))).astype(bool)
+
+
+def test_mask_polygons_outline_the_drawn_object():
+    spec = SplitSpec(num_images=40, seed=5, objects=(1, 1))  # one object: nothing hides it
+    h, w = spec.image_size
+    seen = set()
+    for i in range(40):
+        _, anns, labels = draw_image_and_labels(spec, i)
+        for a in anns:
+            drawn = labels == a["category_id"]
+            polygon = _polygon_mask(a["segmentation"], h, w)
+            iou = (drawn & polygon).sum() / (drawn | polygon).sum()
+            assert iou > 0.8, (i, CLASSES[a["category_id"] - 1], iou)
+            seen.add(a["category_id"])
+    assert len(seen) == len(CLASSES)
+
+
+def test_semantic_labels_are_the_class_of_the_object_on_top():
+    spec = SplitSpec(num_images=10, seed=6)
+    for i in range(10):
+        _, anns, labels = draw_image_and_labels(spec, i)
+        assert labels.dtype == np.uint8 and set(np.unique(labels)) <= set(range(len(CLASSES) + 1))
+        inside = np.zeros_like(labels, bool)
+        for a in anns:
+            x, y, bw, bh = (int(v) for v in a["bbox"])
+            inside[y : y + bh, x : x + bw] = True
+        assert not labels[~inside].any()  # nothing labelled outside every box
+        assert set(np.unique(labels[inside])) - {0} == {a["category_id"] for a in anns}
+
+
+def test_generate_split_writes_label_pngs_and_polygons(tmp_path):
+    import cv2
+
+    spec = SplitSpec(num_images=3, seed=12)
+    coco = json.load(open(generate_split("tiny", str(tmp_path), spec, progress=False)))
+    assert all(len(p) >= 6 and len(p) % 2 == 0 for a in coco["annotations"] for p in a["segmentation"])
+    for i in range(3):
+        written = cv2.imread(str(tmp_path / "tiny" / "sem_seg" / f"{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(written, draw_image_and_labels(spec, i)[2])
+
+
+def test_cache_written_without_labels_is_rewritten(tmp_path):
+    spec = SplitSpec(num_images=2, seed=11)
+    json_file = generate_split("tiny", str(tmp_path), spec, progress=False)
+    coco = json.load(open(json_file))
+    del coco["info"]["labels_version"]  # as the detection-only generator wrote it
+    json.dump(coco, open(json_file, "w"))
+    generate_split("tiny", str(tmp_path), spec, progress=False)
+    assert json.load(open(json_file))["info"]["labels_version"] == shapes.LABELS_VERSION
+    assert len(os.listdir(tmp_path / "tiny" / "sem_seg")) == 2
+
+
+def test_registered_split_has_masks_and_a_semantic_segmentation_twin(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    shapes.register_shapes_datasets(str(tmp_path), {"shapes_test_masks": SplitSpec(num_images=2, seed=4)})
+    try:
+        instances = DatasetCatalog.get("shapes_test_masks")
+        assert all("segmentation" in a for d in instances for a in d["annotations"])
+        semantic = DatasetCatalog.get("shapes_test_masks_sem_seg")
+        assert len(semantic) == 2 and all(os.path.exists(d["sem_seg_file_name"]) for d in semantic)
+        meta = MetadataCatalog.get("shapes_test_masks_sem_seg")
+        assert (meta.evaluator_type, meta.ignore_label, meta.stuff_classes) == ("sem_seg", 255, ["background", *CLASSES])
+    finally:
+        for name in ("shapes_test_masks", "shapes_test_masks_sem_seg"):
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)

@@ -425,9 +425,23 @@ def test_detectron2_resnext_dconv_cascade_config_builds_grouped_deformable_block
     config = tmp_path / "cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv.yaml"
     config.write_text(MISC_X152_DCONV_YAML.format(base=model_zoo.get_config_file("Base-RCNN-FPN.yaml")))
     cfg = build_cfg(str(config), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"])
-    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dcn_resnet_fpn_backbone", "CascadeROIHeads")
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dcn_resnet_fpn_backbone", "DeformCascadeROIHeads")
     bottom_up = build_model(cfg).backbone.bottom_up
     blocks = _deformable_stage_blocks(bottom_up)
     assert [len(blocks[f"res{i}"]) for i in (2, 3, 4, 5)] == [0, 8, 36, 3]
     first = bottom_up.res3[0]
     assert first.conv2.groups == 32 and first.conv2.stride == first.conv2_offset.stride == (2, 2)
+
+
+def test_detectron2_retinanet_config_with_deformable_stages_builds_dcn_det_blocks():
+    cfg = build_cfg(
+        model_zoo.get_config_file("COCO-Detection/retinanet_R_50_FPN_1x.yaml"),
+        ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", "MODEL.RESNETS.DEFORM_ON_PER_STAGE", "[False, True, True, True]",
+         "MODEL.RESNETS.DEFORM_MODULATED", "True"],
+    )
+    assert cfg.MODEL.BACKBONE.NAME == "build_dcn_retinanet_resnet_fpn_backbone"
+    backbone = build_model(cfg).backbone
+    assert list(backbone.output_shape()) == ["p3", "p4", "p5", "p6", "p7"]  # RetinaNet's levels
+    blocks = _deformable_stage_blocks(backbone.bottom_up)
+    assert blocks == {"res2": [], "res3": [0, 1, 2, 3], "res4": list(range(6)), "res5": [0, 1, 2]}
+    assert isinstance(backbone.bottom_up.res3[0].conv2, dcn_det.layers.ModulatedDeformConv)

@@ -1,3 +1,15 @@
-from .dcn_resnet import DeformBottleneck, build_dcn_resnet_backbone, build_dcn_resnet_fpn_backbone
+from .dcn_resnet import (
+    DeformBottleneck,
+    build_dcn_resnet_backbone,
+    build_dcn_resnet_fpn_backbone,
+    build_dcn_retinanet_resnet_fpn_backbone,
+)
+from .dcn_resnet_deeplab import build_dcn_resnet_deeplab_backbone
 
-__all__ = ["DeformBottleneck", "build_dcn_resnet_backbone", "build_dcn_resnet_fpn_backbone"]
+__all__ = [
+    "DeformBottleneck",
+    "build_dcn_resnet_backbone",
+    "build_dcn_resnet_fpn_backbone",
+    "build_dcn_retinanet_resnet_fpn_backbone",
+    "build_dcn_resnet_deeplab_backbone",
+]

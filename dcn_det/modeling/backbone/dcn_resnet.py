@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone import FPN
-from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 from detectron2.modeling.backbone.resnet import BottleneckBlock, CNNBlockBase, ResNet, build_resnet_backbone
 from torch import nn
 
@@ -131,5 +131,21 @@ def build_dcn_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         norm=cfg.MODEL.FPN.NORM,
         top_block=LastLevelMaxPool(),
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_dcn_retinanet_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
+    """RetinaNet's FPN (P3-P7, P6 from res5, as detectron2's
+    ``build_retinanet_resnet_fpn_backbone``) on :func:`build_dcn_resnet_backbone`."""
+    bottom_up = build_dcn_resnet_backbone(cfg, input_shape)
+    out_channels = cfg.MODEL.FPN.OUT_CHANNELS
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=cfg.MODEL.FPN.IN_FEATURES,
+        out_channels=out_channels,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=LastLevelP6P7(bottom_up.output_shape()["res5"].channels, out_channels),
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )

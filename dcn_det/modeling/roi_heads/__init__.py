@@ -1,5 +1,13 @@
+from .deform_cascade_roi_heads import DeformCascadeROIHeads
 from .deform_pooler import DeformROIPooler, build_deform_roi_pooler
 from .deform_roi_heads import DeformRes5ROIHeads, DeformStandardROIHeads
 from .rfcn import RFCNROIHeads
 
-__all__ = ["DeformROIPooler", "build_deform_roi_pooler", "DeformStandardROIHeads", "DeformRes5ROIHeads", "RFCNROIHeads"]
+__all__ = [
+    "DeformROIPooler",
+    "build_deform_roi_pooler",
+    "DeformStandardROIHeads",
+    "DeformRes5ROIHeads",
+    "DeformCascadeROIHeads",
+    "RFCNROIHeads",
+]

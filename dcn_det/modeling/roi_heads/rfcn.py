@@ -12,12 +12,10 @@ Class index C is background, as everywhere in detectron2.
 
 Training from scratch with SGD (the demo): average voting divides the gradient reaching each
 of the k*k score maps by k*k, so the std-0.01 head of the original barely moves in a few
-hundred iterations. MODEL.RFCN.HIDDEN_INIT "msra" and MODEL.RFCN.HEAD_LR_FACTOR (a
-learning-rate factor for the head's 1x1 convs, by reparametrisation) let it learn; their
-defaults keep the original head.
+hundred iterations. MODEL.RFCN.HIDDEN_INIT "msra" and a learning-rate factor for the head's
+1x1 convs (an optimizer parameter group: SOLVER.PARAM_LR_FACTORS, see dcn_det.solver) let it
+learn; the defaults keep the original head.
 """
-import math
-
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -63,7 +61,6 @@ class RFCNROIHeads(ROIHeads):
         smooth_l1_beta: float = 0.0,
         head_init_std: float = 0.01,
         hidden_init: str = "normal",
-        head_lr_factor: float = 1.0,
         test_score_thresh: float = 0.05,
         test_nms_thresh: float = 0.5,
         test_topk_per_image: int = 100,
@@ -78,8 +75,6 @@ class RFCNROIHeads(ROIHeads):
             raise ValueError(f'MODEL.RFCN.HIDDEN_INIT must be "normal" or "msra", got {hidden_init!r}')
         if not head_init_std > 0:
             raise ValueError(f"MODEL.RFCN.HEAD_INIT_STD must be > 0, got {head_init_std}")
-        if not head_lr_factor > 0:
-            raise ValueError(f"MODEL.RFCN.HEAD_LR_FACTOR must be > 0, got {head_lr_factor}")
         self.in_feature = in_feature
         self.spatial_scale = 1.0 / feature_stride
         self.group_size = group_size
@@ -97,18 +92,12 @@ class RFCNROIHeads(ROIHeads):
         self.conv_new = Conv2d(in_channels, hidden_dim, kernel_size=1, activation=F.relu)
         self.rfcn_cls = Conv2d(hidden_dim, k2 * scores, kernel_size=1)
         self.rfcn_bbox = Conv2d(hidden_dim, k2 * 4, kernel_size=1)
-        # Each conv computes gain * conv(x; v) with v initialised gain times smaller: the same
-        # function at step 0, while an SGD step on v (gradient gain times larger) moves the
-        # effective weights gain * v gain^2 = HEAD_LR_FACTOR times as far.
-        self.head_gain = math.sqrt(head_lr_factor)
         for conv in (self.conv_new, self.rfcn_cls, self.rfcn_bbox):
             if conv is self.conv_new and hidden_init == "msra":
                 c2_msra_fill(conv)
             else:
                 nn.init.normal_(conv.weight, std=head_init_std)
                 nn.init.zeros_(conv.bias)
-            with torch.no_grad():
-                conv.weight /= self.head_gain
         self.cls_pool: Optional[DeformPSRoIPool] = None
         self.bbox_pool: Optional[DeformPSRoIPool] = None
         if deformable:
@@ -142,7 +131,6 @@ class RFCNROIHeads(ROIHeads):
             smooth_l1_beta=rfcn.SMOOTH_L1_BETA,
             head_init_std=rfcn.HEAD_INIT_STD,
             hidden_init=rfcn.HIDDEN_INIT,
-            head_lr_factor=rfcn.HEAD_LR_FACTOR,
             test_score_thresh=cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST,
             test_nms_thresh=cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST,
             test_topk_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
@@ -152,7 +140,7 @@ class RFCNROIHeads(ROIHeads):
     def predict(self, feature: Tensor, boxes: List[Boxes]) -> Tuple[Tensor, Tensor]:
         """Class logits ``[R, C+1]`` and class-agnostic box deltas ``[R, 4]`` for the boxes."""
         x = self.hidden(feature)
-        cls_maps, bbox_maps = self._scaled(self.rfcn_cls(x)), self._scaled(self.rfcn_bbox(x))
+        cls_maps, bbox_maps = self.rfcn_cls(x), self.rfcn_bbox(x)
         rois = convert_boxes_to_pooler_format(boxes)
         if self.cls_pool is not None:
             cls_bins = self.cls_pool(x, cls_maps, rois)
@@ -166,10 +154,7 @@ class RFCNROIHeads(ROIHeads):
     def hidden(self, feature: Tensor) -> Tensor:
         """The hidden features ``[N, HIDDEN_DIM, H, W]`` the score maps (and deformable
         offsets) are computed from."""
-        return self._scaled(self.conv_new(feature))  # ReLU commutes with a positive gain
-
-    def _scaled(self, x: Tensor) -> Tensor:
-        return x if self.head_gain == 1.0 else x * self.head_gain
+        return self.conv_new(feature)
 
     def _ps_pool(self, maps: Tensor, rois: Tensor, output_dim: int) -> Tensor:
         k = self.group_size

@@ -1,0 +1,155 @@
+"""Optimizer parameter groups with per-parameter learning-rate factors.
+
+Learning-rate rules belong to the optimizer, not to the model: instead of scaling weights
+inside a module (which makes checkpoints depend on a config key), the factors become
+detectron2-style parameter groups (``get_default_optimizer_params``: BIAS_LR_FACTOR,
+WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS), with
+
+- SOLVER.DCN_OFFSET_LR_FACTOR for the offset / modulation-mask branches of deformable convs
+  and deformable (PS-)RoI pooling (the DCNv1 paper's beta);
+- SOLVER.PARAM_LR_FACTORS: [regex, lr_factor(, weight_decay_factor)] rules on parameter names;
+- the deprecated MODEL.RFCN.HEAD_LR_FACTOR, read as the rule that reproduces it (below).
+
+Why the deprecated key maps to (lr f, weight decay 1/f): the old R-FCN head computed
+``g * conv(x; v)`` with ``g = sqrt(f)`` and trained v; its effective weight is ``w = g v``. The
+gradient w.r.t. v is ``g dL/dw``, and the L2 term ``wd v`` on v is ``(wd/g) w``, so an SGD step
+moves v by ``-lr (g dL/dw + (wd/g) w)`` and w by g times that: ``-lr f (dL/dw + (wd/f) w)``,
+which is SGD on w with learning rate ``lr f`` and weight decay ``wd / f``. Momentum is linear,
+so the equivalence holds step for step (tests/test_solver.py checks it numerically). Under
+Adam the old key acted as a factor of about sqrt(f) instead; gradient clipping saw the
+gradients of v.
+"""
+import logging
+import re
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+
+logger = logging.getLogger(__name__)
+
+# Submodules that compute offsets (and DCNv2 masks) inside dcn_det's and detectron2's
+# deformable modules: DeformBottleneck / detectron2's DeformBottleneckBlock (conv2_offset),
+# the *WithOffset convs and DeformPSRoIPool (conv_offset), DeformRoIPool (offset_fc, mask_fc).
+OFFSET_BRANCHES = ("conv2_offset", "conv_offset", "offset_fc", "mask_fc")
+# The R-FCN head's 1x1 convs that MODEL.RFCN.HEAD_LR_FACTOR used to scale.
+RFCN_HEAD_PATTERN = r"(^|\.)roi_heads\.(conv_new|rfcn_cls|rfcn_bbox)\."
+
+Rule = Tuple["re.Pattern[str]", float, float]
+
+
+def _parse_rule(index: int, rule) -> Rule:
+    key = f"SOLVER.PARAM_LR_FACTORS[{index}]"
+    if not isinstance(rule, (list, tuple)) or len(rule) not in (2, 3) or not isinstance(rule[0], str):
+        raise ValueError(f"{key} must be [regex, lr_factor] or [regex, lr_factor, weight_decay_factor], got {rule!r}")
+    try:
+        pattern = re.compile(rule[0])
+    except re.error as e:
+        raise ValueError(f"{key}: {rule[0]!r} is not a regular expression ({e})") from None
+    lr_factor, wd_factor = float(rule[1]), float(rule[2]) if len(rule) == 3 else 1.0
+    if not lr_factor > 0 or not wd_factor >= 0:
+        raise ValueError(f"{key}: lr_factor must be > 0 and weight_decay_factor >= 0, got {rule!r}")
+    return pattern, lr_factor, wd_factor
+
+
+def lr_factor_rules(cfg: CfgNode) -> List[Rule]:
+    """SOLVER.PARAM_LR_FACTORS parsed (one clear error naming the entry), then the rule
+    that replaces a deprecated MODEL.RFCN.HEAD_LR_FACTOR != 1 (with a warning)."""
+    rules = [_parse_rule(i, rule) for i, rule in enumerate(cfg.SOLVER.get("PARAM_LR_FACTORS", []))]
+    factor = cfg.MODEL.get("RFCN", {}).get("HEAD_LR_FACTOR", 1.0)
+    if factor != 1.0:
+        if not factor > 0:
+            raise ValueError(f"MODEL.RFCN.HEAD_LR_FACTOR must be > 0, got {factor}")
+        rule = [RFCN_HEAD_PATTERN, factor, 1.0 / factor]
+        logger.warning(
+            "MODEL.RFCN.HEAD_LR_FACTOR is deprecated and no longer changes the model; read as "
+            "SOLVER.PARAM_LR_FACTORS entry %r (the same SGD updates; set that instead). Checkpoints trained "
+            "with the old key hold these convs' weights and biases divided by sqrt(%g).",
+            rule,
+            factor,
+        )
+        rules.append(_parse_rule(len(rules), rule))
+    return rules
+
+
+def check_lr_factors(cfg: CfgNode) -> None:
+    """Validate SOLVER.PARAM_LR_FACTORS, SOLVER.DCN_OFFSET_LR_FACTOR and the deprecated
+    MODEL.RFCN.HEAD_LR_FACTOR without a model (ValueError naming the key), e.g. before
+    training starts."""
+    lr_factor_rules(cfg)
+    offset_factor = float(cfg.SOLVER.get("DCN_OFFSET_LR_FACTOR", 1.0))
+    if not offset_factor > 0:
+        raise ValueError(f"SOLVER.DCN_OFFSET_LR_FACTOR must be > 0, got {offset_factor}")
+
+
+def offset_branch_parameter_names(model: torch.nn.Module) -> set:
+    """Full names of the parameters of the offset / mask branches of deformable layers."""
+    names = set()
+    for module_name, module in model.named_modules():
+        for branch in OFFSET_BRANCHES:
+            child = getattr(module, branch, None)
+            if isinstance(child, torch.nn.Module):
+                prefix = f"{module_name}.{branch}." if module_name else f"{branch}."
+                names.update(prefix + n for n, _ in child.named_parameters())
+    return names
+
+
+def parameter_factors(cfg: CfgNode, model: torch.nn.Module) -> Callable[[str], Tuple[float, float]]:
+    """name -> (lr factor, weight-decay factor): the first matching SOLVER.PARAM_LR_FACTORS
+    rule (else 1, 1), times SOLVER.DCN_OFFSET_LR_FACTOR for offset / mask branches."""
+    check_lr_factors(cfg)
+    rules = lr_factor_rules(cfg)
+    offset_factor = float(cfg.SOLVER.get("DCN_OFFSET_LR_FACTOR", 1.0))
+    offsets = offset_branch_parameter_names(model)
+
+    def factors(name: str) -> Tuple[float, float]:
+        name = name.lstrip(".")  # detectron2 names a root module's parameter ".weight"
+        lr, wd = next(((lr, wd) for pattern, lr, wd in rules if pattern.search(name)), (1.0, 1.0))
+        return (lr * offset_factor if name in offsets else lr), wd
+
+    return factors
+
+
+def optimizer_param_groups(cfg: CfgNode, model: torch.nn.Module) -> List[Dict]:
+    """detectron2's default parameter groups (SOLVER.BASE_LR, WEIGHT_DECAY, WEIGHT_DECAY_NORM,
+    BIAS_LR_FACTOR, WEIGHT_DECAY_BIAS) with the factors of :func:`parameter_factors`."""
+    factors = parameter_factors(cfg, model)
+    groups = get_default_optimizer_params(
+        model,
+        base_lr=cfg.SOLVER.BASE_LR,
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+        weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+        lr_factor_func=lambda name: factors(name)[0],
+    )
+    # detectron2 has no weight-decay factor: split its (merged) groups by ours.
+    wd_factor = {id(p): factors(name)[1] for name, p in model.named_parameters()}
+    split = []
+    for group in groups:
+        by_factor: Dict[float, List] = {}
+        for p in group["params"]:
+            by_factor.setdefault(wd_factor.get(id(p), 1.0), []).append(p)
+        for factor, params in by_factor.items():
+            split.append({**group, "params": params, "weight_decay": group["weight_decay"] * factor})
+    return split
+
+
+def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SOLVER.OPTIMIZER "SGD" (SOLVER.MOMENTUM, NESTEROV: detectron2's) or "AdamW" (betas
+    (0.9, 0.999)) over :func:`optimizer_param_groups`, with detectron2's gradient clipping
+    (SOLVER.CLIP_GRADIENTS)."""
+    name = cfg.SOLVER.get("OPTIMIZER", "SGD")
+    if name not in ("SGD", "AdamW"):
+        raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'AdamW', not {name!r}")
+    params = optimizer_param_groups(cfg, model)
+    if name == "SGD":
+        return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
+            params,
+            lr=cfg.SOLVER.BASE_LR,
+            momentum=cfg.SOLVER.MOMENTUM,
+            nesterov=cfg.SOLVER.NESTEROV,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        )
+    return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
