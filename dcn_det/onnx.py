@@ -139,6 +139,7 @@ def export(
     input_names: Optional[Sequence[str]] = None,
     output_names: Optional[Sequence[str]] = None,
     dynamic_shapes: Any = None,
+    dynamic_axes: Optional[Dict[str, Any]] = None,
     verbose: bool = False,
 ) -> str:
     """Export ``model(*args)`` to the ONNX file ``path`` (written atomically); returns ``path``.
@@ -150,7 +151,9 @@ def export(
         dynamo: True: PyTorch's current exporter (torch.export + this module's translation
             table); False: the TorchScript-tracing exporter, with a symbolic registered for
             the call only.
-        input_names, output_names, dynamic_shapes: as ``torch.onnx.export``.
+        input_names, output_names: as ``torch.onnx.export``.
+        dynamic_shapes: dynamic dimensions for ``dynamo=True`` (torch.export's form).
+        dynamic_axes: dynamic dimensions for ``dynamo=False`` (``{input name: {dim: name}}``).
         verbose: print the exporter's progress.
 
     The file holds standard ONNX operators only, with an IR version onnxruntime >= 1.15 loads.
@@ -160,6 +163,8 @@ def export(
     names = dict(input_names=list(input_names) if input_names else None,
                  output_names=list(output_names) if output_names else None)
     if dynamo:
+        if dynamic_axes is not None:
+            raise ValueError("dynamic_axes is for dynamo=False; with dynamo=True give dynamic_shapes")
         if isinstance(model, torch.export.ExportedProgram):
             model = decompose_for_onnx(model)
         program = torch.onnx.export(
@@ -179,7 +184,8 @@ def export(
 
         def write(tmp: str) -> None:
             with torchscript_symbolics(opset):
-                torch.onnx.export(model, args, tmp, dynamo=False, opset_version=opset, verbose=verbose, **names)
+                torch.onnx.export(model, args, tmp, dynamo=False, opset_version=opset, verbose=verbose,
+                                  dynamic_axes=dynamic_axes, **names)
 
     _replace_atomically(write, path)
     return path

@@ -186,3 +186,26 @@ def test_modulated_layers_export(tmp_path):
     (got,) = run_onnx(path, (x, rois))
     with torch.no_grad():
         torch.testing.assert_close(got, head(x, rois), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_deform_psroi_pool_with_a_dynamic_roi_count(tmp_path, dynamo):
+    """Detectors pool a varying number of RoIs, none at all on some FPN levels."""
+    gen = torch.Generator().manual_seed(31)
+    D, G, P, S, scale = 3, 3, 3, 2, 0.5
+    module = PSRoIPoolCall((scale, D, G, P, 2, S, 0.2), False)
+    names = ["x", "rois", "offset"]
+    if dynamo:
+        count = torch.export.Dim("R")
+        dynamic = dict(dynamic_shapes={"x": None, "rois": {0: count}, "offset": {0: count}})
+    else:
+        dynamic = dict(dynamic_axes={"rois": {0: "R"}, "offset": {0: "R"}})
+    example = _pool_inputs(gen, 1, D, G, P, 9, 11, 6, 2, D, scale)
+    path = dcn_onnx.export(module, example, str(tmp_path / "pool.onnx"), input_names=names, dynamo=dynamo, **dynamic)
+    x = example[0]
+    for count in (4, 1, 0):
+        _, rois, offset = _pool_inputs(gen, 1, D, G, P, 9, 11, max(count, 3), 2, D, scale)
+        rois, offset = rois[:count], offset[:count]
+        (got,) = run_onnx(path, (x, rois, offset))
+        assert got.shape == (count, D, P, P)
+        torch.testing.assert_close(got, module(x, rois, offset), atol=1e-5, rtol=0)

@@ -81,8 +81,12 @@ def deform_psroi_pool_composite(
     # float16/bfloat16 are computed in float32, as the compiled kernels do.
     compute = torch.float64 if input.dtype == torch.float64 else torch.float32
     x = input.to(compute)
-    r = rois.to(compute)
-    R = r.shape[0]
+    # One dummy RoI in front, dropped at the end: exported graphs then never meet an empty
+    # RoI batch (an FPN level with no box is common), whose zero-sized dimensions break
+    # shape computations in onnxruntime (Reshape's 0 = "copy", buffers sized at export).
+    r = torch.cat([rois.new_zeros((1, rois.shape[1])).to(compute), rois.to(compute)])
+    if use_offset:
+        offset = torch.cat([offset.new_zeros((1,) + tuple(offset.shape[1:])), offset])
 
     start_w, start_h, roi_w, roi_h = _roi_geometry(r, spatial_scale)
     bin_w, bin_h = roi_w / P, roi_h / P
@@ -93,10 +97,11 @@ def deform_psroi_pool_composite(
     hstart = (p[None, :] * bin_h[:, None] + start_h[:, None])[:, None, :, None]
     if use_offset:
         parts = _index([i * part // P for i in range(P)], device)  # floor(p * part / P)
-        off = offset.to(compute).reshape(R, K, 2, part, part)
-        off = off.index_select(3, parts).index_select(4, parts) * trans_std  # [R, K, 2, P, P]
-        wstart = wstart + off[:, :, 0] * roi_w[:, None, None, None]
-        hstart = hstart + off[:, :, 1] * roi_h[:, None, None, None]
+        # Channels 2k (dx) and 2k+1 (dy) by slicing: no reshape that involves R, which the
+        # TorchScript exporter writes with a -1 that cannot be resolved when R is 0.
+        off = offset.to(compute).index_select(2, parts).index_select(3, parts) * trans_std  # [R, 2K, P, P]
+        wstart = wstart + off[:, 0::2] * roi_w[:, None, None, None]
+        hstart = hstart + off[:, 1::2] * roi_h[:, None, None, None]
     # Sample points [R, K, P, P, S(ih), S(iw)], no half-step offset.
     i = torch.arange(S, device=device).to(compute)
     w = wstart[..., None, None] + i[None, :] * sub_w[:, None, None, None, None, None]
@@ -125,7 +130,8 @@ def deform_psroi_pool_composite(
     flat = x.reshape(-1)
 
     def corner(yi: Tensor, xi: Tensor) -> Tensor:
-        return flat.index_select(0, (plane + (yi * W + xi)[:, :, None]).reshape(-1)).reshape(R, K, E, P, P, S, S)
+        index = plane + (yi * W + xi)[:, :, None]  # [R, K, E, P, P, S, S]
+        return flat.index_select(0, index.reshape(-1)).reshape(index.shape)
 
     weight = lambda t: t[:, :, None]  # noqa: E731  (broadcast over the channels of a class)
     value = (weight((1 - lx) * (1 - ly)) * corner(y0, x0) + weight((1 - lx) * ly) * corner(y1, x0)
@@ -134,4 +140,4 @@ def deform_psroi_pool_composite(
     total = value.sum(dim=(-2, -1))  # [R, K, E, P, P]
     count = keep.to(compute).sum(dim=(-2, -1))[:, :, None]
     out = torch.where(count > 0, total / count.clamp(min=1.0), zero)
-    return out.reshape(R, output_dim, P, P).to(input.dtype)
+    return out.flatten(1, 2)[1:].to(input.dtype)  # [R, K*E = output_dim, P, P]
