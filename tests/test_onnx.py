@@ -209,3 +209,17 @@ def test_deform_psroi_pool_with_a_dynamic_roi_count(tmp_path, dynamo):
         (got,) = run_onnx(path, (x, rois, offset))
         assert got.shape == (count, D, P, P)
         torch.testing.assert_close(got, module(x, rois, offset), atol=1e-5, rtol=0)
+
+
+def test_an_exported_program_made_outside_onnx_export(tmp_path):
+    """A torch.export program still holds the compiled pooling op (the composite is used only
+    under torch.onnx.export); export() replaces it before translating."""
+    gen = torch.Generator().manual_seed(41)
+    module = PSRoIPoolCall((0.5, 3, 3, 3, 3, 2, 0.2), False)
+    inputs = _pool_inputs(gen, 2, 3, 3, 3, 9, 11, 5, 3, 1, 0.5)
+    program = torch.export.export(module, inputs)
+    assert "dcn_det.deform_psroi_pool" in str(program.graph)
+    path = dcn_onnx.export(program, inputs, str(tmp_path / "program.onnx"))
+    assert all(node.domain in ("", "ai.onnx") for node in onnx.load(path).graph.node)
+    (got,) = run_onnx(path, inputs)
+    torch.testing.assert_close(got, module(*inputs), atol=1e-5, rtol=0)

@@ -40,9 +40,11 @@ def _roi_geometry(rois: Tensor, scale: float) -> Tuple[Tensor, Tensor, Tensor, T
     return start_w, start_h, roi_w, roi_h
 
 
-def _index(values, device) -> Tensor:
-    # Index maps that depend on the static sizes only: constants in an exported graph.
-    return torch.tensor(values, dtype=torch.int64, device=device)
+def _scaled_index(size: int, numerator: int, denominator: int, device) -> Tensor:
+    """``floor(i * numerator / denominator)`` for i in [0, size), exactly, in int64. (arange
+    rather than torch.tensor: the exported constants then need no in-place copy, which
+    torch.export's decompositions refuse.)"""
+    return torch.div(torch.arange(size, device=device) * numerator, denominator, rounding_mode="floor")
 
 
 def deform_psroi_pool_composite(
@@ -96,7 +98,7 @@ def deform_psroi_pool_composite(
     wstart = (p[None, :] * bin_w[:, None] + start_w[:, None])[:, None, None, :]
     hstart = (p[None, :] * bin_h[:, None] + start_h[:, None])[:, None, :, None]
     if use_offset:
-        parts = _index([i * part // P for i in range(P)], device)  # floor(p * part / P)
+        parts = _scaled_index(P, part, P, device)  # floor(p * part / P)
         # Channels 2k (dx) and 2k+1 (dy) by slicing: no reshape that involves R, which the
         # TorchScript exporter writes with a -1 that cannot be resolved when R is 0.
         off = offset.to(compute).index_select(2, parts).index_select(3, parts) * trans_std  # [R, 2K, P, P]
@@ -122,8 +124,9 @@ def deform_psroi_pool_composite(
 
     # Flat index of pixel (b, channel, y, x) = ((b * C + channel) * H + y) * W + x, split into
     # a per-channel part [R, K, E, P, P, 1, 1] and a per-sample part [R, K, 1, P, P, S, S].
-    groups = [min(max(i * G // P, 0), G - 1) for i in range(P)]
-    position = _index([[[(c * G + gh) * G + gw for gw in groups] for gh in groups] for c in range(output_dim)], device)
+    cell = _scaled_index(P, G, P, device).clamp(0, G - 1)  # gh (gw) of each bin row (column)
+    channel = torch.arange(output_dim, device=device)
+    position = (channel[:, None, None] * G + cell[None, :, None]) * G + cell[None, None, :]  # [C, P, P]
     b = torch.where(valid_batch, batch, zero).to(torch.int64)
     plane = (b[:, None, None, None, None] * channels + position.reshape(1, K, E, P, P)) * (H * W)
     plane = plane[..., None, None]
