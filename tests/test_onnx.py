@@ -223,3 +223,18 @@ def test_an_exported_program_made_outside_onnx_export(tmp_path):
     assert all(node.domain in ("", "ai.onnx") for node in onnx.load(path).graph.node)
     (got,) = run_onnx(path, inputs)
     torch.testing.assert_close(got, module(*inputs), atol=1e-5, rtol=0)
+
+
+def test_the_onnx_reference_implementation_agrees(tmp_path):
+    """The same file in ONNX's own reference evaluator (onnx.reference, written from the
+    operator spec): our translation means what the spec means, not only what onnxruntime does
+    (pads [top, left, bottom, right], offset channels (dy, dx) per tap, mask per tap)."""
+    from onnx.reference import ReferenceEvaluator
+
+    module, inputs = _conv_inputs(CONV_CASES[1], torch.Generator().manual_seed(3))  # asymmetric geometry, 2 groups
+    path = dcn_onnx.export(module, inputs, str(tmp_path / "conv.onnx"))
+    evaluator = ReferenceEvaluator(path)
+    names = [i.name for i in onnx.load(path).graph.input]
+    (got,) = evaluator.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), module(*inputs), atol=1e-4, rtol=0)
