@@ -156,7 +156,7 @@ def export(
         dynamic_axes: dynamic dimensions for ``dynamo=False`` (``{input name: {dim: name}}``).
         verbose: print the exporter's progress.
 
-    The file holds standard ONNX operators only, with an IR version onnxruntime >= 1.15 loads.
+    The file holds standard ONNX operators only; its IR version is at most MAX_IR_VERSION.
     """
     _check_opset(opset)
     args = tuple(args)
@@ -172,6 +172,8 @@ def export(
             dynamic_shapes=dynamic_shapes, verbose=verbose, **names,
         )
         proto = program.model_proto
+        # torch 2.14's exporter writes IR 10 (no-op here); a newer one must not make files that
+        # onnxruntime 1.31 refuses ("Unsupported model IR version").
         proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
 
         def write(tmp: str) -> None:
