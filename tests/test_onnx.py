@@ -1,6 +1,8 @@
 """``dcn_det.onnx``: models with dcn_det's ops exported to ONNX and run in onnxruntime agree with
 the same models in PyTorch (our ops, tested on their own against independent references)."""
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -105,6 +107,22 @@ def test_deform_conv2d_torchscript_exporter(tmp_path, case):
     # The symbolic was registered for the call only.
     from torch.onnx._internal.torchscript_exporter import registration
     assert not registration.registry.is_registered_op("dcn_det::deform_conv2d", dcn_onnx.DEFAULT_OPSET)
+
+
+def test_exporting_a_layer_needs_no_detectron2(tmp_path):
+    """dcn_det.onnx is torch-only, like dcn_det.ops and dcn_det.layers."""
+    code = f"""
+import sys
+sys.modules["detectron2"] = None  # as if it were not installed
+import torch
+import dcn_det.onnx
+from dcn_det.layers import DeformConvWithOffset
+dcn_det.onnx.export(DeformConvWithOffset(4, 8, 3, padding=1).eval(), (torch.randn(1, 4, 6, 6),), {str(tmp_path / "layer.onnx")!r})
+assert not any(m.startswith("detectron2.") for m in sys.modules), "detectron2 imported"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "DeformConv" in op_types(str(tmp_path / "layer.onnx"))
 
 
 def test_importing_registers_nothing_and_the_table_names_the_op():
