@@ -20,7 +20,8 @@ Layout: a benchmark *group* is a function ``(Settings) -> Iterator[Row]`` listed
 GROUPS. Rows are (group, case, impl, device, dtype, fwd ms, fwd+bwd ms, checks);
 one printer turns any list of rows into the table. Groups: deform_conv2d,
 deform_psroi_pool (vs torchvision.ops.ps_roi_align / roi_align) and model (a Faster
-R-CNN R-50-FPN inference and training iteration, plain vs deformable).
+R-CNN R-50-FPN inference and training iteration, plain vs deformable, and the same
+models exported to ONNX and run in onnxruntime on the CPU).
 
 This is a command-line tool only; nothing in the dcn_det library imports it.
 Progress goes to stderr, the table to stdout (so ``> table.md`` captures just the table).
@@ -84,6 +85,7 @@ class Settings:
     dcn_shapes: List[Tuple[int, int, int, int]]
     seed: int
     quick: bool = False
+    onnxruntime: bool = True  # model group: also time the exported models in onnxruntime (CPU)
 
 
 def progress(message: str) -> None:
@@ -501,7 +503,58 @@ def bench_model(settings: Settings) -> Iterator[Row]:
                     times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
                     progress(f"  {label} {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
                 yield Row(group, row_case, impl, device, "float32", times["fwd"], times["fwd+bwd"], anchor=anchor)
+            if device == "cpu" and settings.onnxruntime and (not settings.quick or impl == MODEL_CASES[-1][0]):
+                yield from onnxruntime_rows(group, {"detector": case, "backbone": backbone_case}, impl, model,
+                                            batch[0]["image"], settings)
             del model
+
+
+def onnxruntime_rows(group: str, cases: Dict[str, str], impl: str, model, image: torch.Tensor,
+                     settings: Settings) -> Iterator[Row]:
+    """The same model exported to ONNX (dcn_det.onnx; whole detector through TracingAdapter and
+    the TorchScript-based exporter, backbone through the dynamo exporter) and run by onnxruntime
+    on the CPU with torch's thread count: inference only. The backbone row's check column is the
+    largest |feature difference| against PyTorch on the timed image. --quick: DCNv2 only."""
+    import tempfile
+
+    label = f"{impl} onnxruntime"
+    try:
+        import onnxruntime
+
+        import dcn_det.onnx
+        from dcn_det.modeling.onnx_export import BackboneForExport, detector_for_export
+    except ImportError as exc:
+        yield Row(group, cases["detector"], label, "cpu", "float32", note=f"needs onnx, onnxruntime, onnxscript ({short_error(exc)})")
+        return
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # like for like with the PyTorch rows
+    model.eval()
+    parts = (("detector", lambda: detector_for_export(model, image), False),
+             ("backbone", lambda: BackboneForExport(model).eval(), True))
+    with tempfile.TemporaryDirectory() as tmp:
+        for part, make, dynamo in parts:
+            path = os.path.join(tmp, part + ".onnx")
+            progress(f"  [{group} cpu] {label} {part}: exporting ...")
+            try:
+                module = make()
+                with torch.no_grad():
+                    dcn_det.onnx.export(module, (image,), path, dynamo=dynamo)
+                session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001  (report it in the table and go on)
+                progress(f"  [{group} cpu] {label} {part}: export failed ({short_error(exc)})")
+                yield Row(group, cases[part], label, "cpu", "float32", note=f"export failed: {short_error(exc)}")
+                continue
+            feed = {session.get_inputs()[0].name: image.numpy()}
+            last: Dict[str, List] = {}
+            fwd_ms, runs = time_ms(lambda: last.update(out=session.run(None, feed)), "cpu",
+                                   settings.warmup["cpu"], settings.repeats["cpu"])
+            progress(f"  [{group} cpu] {label} {part} fwd: median {_fmt_ms(fwd_ms)} ms{_spread(runs)}")
+            row = Row(group, cases[part], label, "cpu", "float32", fwd_ms, None, note="onnxruntime: inference only")
+            if part == "backbone":
+                with torch.no_grad():
+                    ref = module(image)
+                row.check_fwd = max(float((torch.from_numpy(a) - b).abs().max()) for a, b in zip(last["out"], ref))
+            yield row
 
 
 # Registry of benchmark groups, run in this order. Add new groups here.
@@ -595,6 +648,11 @@ def legend(rows: Sequence[Row]) -> List[str]:
         "grad Δ (rel) = max over input/offset/mask/weight/bias grads of max abs difference / max abs "
         "reference grad; (ref) = the reference itself",
     ]
+    if any(r.impl.endswith("onnxruntime") for r in rows):
+        lines.append("model group, onnxruntime rows: the same model and weights exported with dcn_det.onnx "
+                     "(whole detector: TracingAdapter + TorchScript-based exporter, without the final rescaling "
+                     "to the original image size; backbone: dynamo exporter), onnxruntime CPU with torch's thread "
+                     "count; fwd Δ of the backbone row = max abs feature difference vs PyTorch")
     lines += [f"n/a: {n}" for n in notes]
     return lines
 
@@ -667,6 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch.get_num_threads())")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    parser.add_argument("--no-onnxruntime", action="store_true",
+                        help="model group: skip the onnxruntime rows (exported models; needs onnx, onnxruntime, onnxscript)")
     return parser
 
 
@@ -709,6 +769,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         dcn_shapes=shapes,
         seed=args.seed,
         quick=args.quick,
+        onnxruntime=not args.no_onnxruntime,
     )
 
     if args.threads is not None:

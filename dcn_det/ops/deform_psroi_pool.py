@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from . import _extension  # noqa: F401  (registers torch.ops.dcn_det)
+from .deform_psroi_pool_composite import deform_psroi_pool_composite
 
 
 def deform_psroi_pool(
@@ -49,6 +50,9 @@ def deform_psroi_pool(
     Returns:
         ``[R, output_dim, pooled_size, pooled_size]``: per bin, the mean of the bilinear
         samples that fall inside the map.
+
+    Under ``torch.onnx.export`` this runs :func:`deform_psroi_pool_composite` (standard
+    ops only) instead of the compiled op, so exported models need no custom operator.
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"deform_psroi_pool: input must be a Tensor, got {type(input).__name__}")
@@ -61,6 +65,13 @@ def deform_psroi_pool(
     if not isinstance(part_size, int) or part_size < 0:
         raise ValueError(f"deform_psroi_pool: part_size must be an int >= 0 (0 means pooled_size), got {part_size!r}")
     part_size = part_size or pooled_size
+    if torch.onnx.is_in_onnx_export():
+        # ONNX runtimes do not know the compiled op: export the same computation written
+        # with standard ops (both of torch.onnx.export's exporters set this flag).
+        return deform_psroi_pool_composite(
+            input, rois, offset, spatial_scale, output_dim, group_size, pooled_size, part_size,
+            sample_per_part, trans_std, no_trans,
+        )
     return torch.ops.dcn_det.deform_psroi_pool(
         input,
         rois,

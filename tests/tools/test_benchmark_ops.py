@@ -1,5 +1,6 @@
 """tools/benchmark_ops.py --quick runs every group end to end and prints a table whose rows
-carry real times and ratios against their anchors (a smoke test, not a timing test)."""
+carry real times and ratios against their anchors (a smoke test, not a timing test); the
+model group includes onnxruntime rows (inference only) for the exported DCNv2 model."""
 import importlib.util
 import os
 import re
@@ -30,11 +31,19 @@ def test_quick_run_prints_every_group_with_times_and_ratios(capsys):
     for group, cells in by_group.items():
         for c in cells:
             fwd_ms, fwd_ratio, fwd_bwd_ms, fwd_bwd_ratio = c[5], c[6], c[7], c[8]
-            assert float(fwd_ms) > 0 and float(fwd_bwd_ms) > 0, (group, c)
-            assert re.fullmatch(r"\d+\.\d\dx", fwd_ratio) and re.fullmatch(r"\d+\.\d\dx", fwd_bwd_ratio), (group, c)
-    # The model group: plain anchor, DCNv1 and DCNv2, each for the whole model and the backbone.
+            assert float(fwd_ms) > 0 and re.fullmatch(r"\d+\.\d\dx", fwd_ratio), (group, c)
+            if c[4].endswith("onnxruntime"):  # inference only
+                assert fwd_bwd_ms == fwd_bwd_ratio == "n/a", c
+                continue
+            assert float(fwd_bwd_ms) > 0 and re.fullmatch(r"\d+\.\d\dx", fwd_bwd_ratio), (group, c)
+    # The model group: plain anchor, DCNv1 and DCNv2, each for the whole model and the backbone;
+    # with --quick, DCNv2 also exported and run in onnxruntime.
     impls = {(c[1].split(",")[0], c[4]) for c in by_group["model"]}
-    assert len(impls) == 6
+    assert len(impls) == 8
+    ort_rows = [c for c in by_group["model"] if c[4] == "mdconv c3-c5 (DCNv2) onnxruntime"]
+    assert len(ort_rows) == 2
+    backbone_check = [float(c[9]) for c in ort_rows if c[1].startswith("R-50-FPN backbone")]
+    assert len(backbone_check) == 1 and backbone_check[0] < 1e-2  # onnxruntime vs PyTorch, same weights
     anchors = [c for c in by_group["model"] if c[6] == "1.00x"]
     assert {c[4] for c in anchors} == {"plain R-50-FPN"}
     # The deformable conv rows are checked against torchvision: small differences.

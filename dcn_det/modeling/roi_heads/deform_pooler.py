@@ -66,7 +66,10 @@ class DeformROIPooler(nn.Module):
         output = x[0].new_zeros((rois.shape[0], x[0].shape[1], size, size))
         for level, (features, scale) in enumerate(zip(x, self.scales)):
             index = torch.nonzero(levels == level, as_tuple=True)[0]
-            output[index] = self.pool(features, rois[index], scale)
+            # index_put_ rather than `output[index] = ...`: the TorchScript ONNX exporter bakes
+            # the traced RoI count of a level into the latter (pytorch/pytorch#49852), and the
+            # exported detector then fails on images whose boxes fall on the levels otherwise.
+            output.index_put_((index,), self.pool(features, rois[index], scale))
         return output
 
 

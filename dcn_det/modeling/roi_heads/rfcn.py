@@ -206,7 +206,10 @@ class RFCNROIHeads(ROIHeads):
         return {"loss_cls": loss_cls.sum() / count, "loss_box_reg": loss_box.sum() / count}
 
     def inference(self, logits: Tensor, deltas: Tensor, proposals: List[Instances]) -> List[Instances]:
-        counts = [len(p) for p in proposals]
+        # shape[0], not len(): under the TorchScript ONNX exporter's tracing shape[0] stays a
+        # traced size, while len() would bake the example's proposal count into the graph
+        # (detectron2 patches len() for its own heads only, in TracingAdapter).
+        counts = [p.proposal_boxes.tensor.shape[0] for p in proposals]
         proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals])
         boxes = self.box2box_transform.apply_deltas(deltas, proposal_boxes).split(counts)
         probs = F.softmax(logits, dim=-1).split(counts)
