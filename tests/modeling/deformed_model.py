@@ -6,11 +6,16 @@ to stage; a deformable layer then samples tens of pixels away and the model beco
 sensitive that a 1e-7 relative change of the input changes res4 by more than 10% (measured).
 This gives the offset and mask branches small random weights and sets the BatchNorm statistics
 from one image, so that offsets are a few pixels and two correct implementations agree to
-float32 rounding."""
+float32 rounding. The RPN's objectness and the box classifier get larger weights (and the box
+regressors smaller ones): with random weights their scores are nearly equal, and which of two near-tied boxes survives top-k and NMS
+then depends on the last bits (kernels differ there from onnxruntime's and between CPU
+instruction sets)."""
 import torch
 from detectron2.modeling import build_model
 
 OFFSET_WEIGHT_STD = 0.01
+SCORE_WEIGHT_GAIN = 20.0
+DELTA_WEIGHT_GAIN = 0.1  # small box deltas: a tiny feature change moves a box a little
 
 
 def deformed_random_model(cfg, image_size=(128, 160), seed=0):
@@ -22,6 +27,10 @@ def deformed_random_model(cfg, image_size=(128, 160), seed=0):
         for name, param in model.named_parameters():
             if "offset" in name or "mask" in name:
                 param.normal_(0.0, OFFSET_WEIGHT_STD)
+            elif "objectness_logits" in name or "cls_score" in name:
+                param.mul_(SCORE_WEIGHT_GAIN)
+            elif "anchor_deltas" in name or "bbox_pred" in name:
+                param.mul_(DELTA_WEIGHT_GAIN)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
         norm.reset_running_stats()

@@ -17,7 +17,10 @@ from tests.modeling.synthetic import draw_images, tiny_cfg, tiny_model_opts  # n
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "Demo", "faster_rcnn_dcnv2.yaml")
 # The tiny widths of tests/modeling, plus the offset fc width tiny_cfg sets.
-OPTS = tiny_model_opts() + ["MODEL.DCN.POOL_OFFSET_FC_DIMS", "[64]"]
+# The 20 best-scoring detections: a random-weight model also makes near-duplicate low-score
+# boxes whose NMS outcome flips with rounding-level differences (the kernels differ from
+# onnxruntime's, and per CPU instruction set, in the last bits).
+OPTS = tiny_model_opts() + ["MODEL.DCN.POOL_OFFSET_FC_DIMS", "[64]", "TEST.DETECTIONS_PER_IMAGE", "20"]
 
 
 def _tool():
