@@ -503,6 +503,15 @@ def bench_model(settings: Settings) -> Iterator[Row]:
                     times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
                     progress(f"  {label} {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
                 yield Row(group, row_case, impl, device, "float32", times["fwd"], times["fwd+bwd"], anchor=anchor)
+            if device == "cpu":
+                # The backbone under bfloat16 autocast (bf16 storage, f32 accumulation in our
+                # kernels; oneDNN's bf16 convs): is it faster than float32 on this CPU?
+                times = {}
+                for name, step in zip(("fwd", "fwd+bwd"), (backbone_forward, backbone_training)):
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
+                    progress(f"  {label} bf16 autocast {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
+                yield Row(group, backbone_case, impl, device, "bf16 autocast", times["fwd"], times["fwd+bwd"], anchor=anchor)
             if device == "cpu" and settings.onnxruntime and (not settings.quick or impl == MODEL_CASES[-1][0]):
                 yield from onnxruntime_rows(group, {"detector": case, "backbone": backbone_case}, impl, model,
                                             batch[0]["image"], settings)
