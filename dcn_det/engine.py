@@ -4,7 +4,6 @@ atomic checkpoints, and multi-process training on CPUs as well as GPUs."""
 import inspect
 import logging
 import os
-import tempfile
 import weakref
 from typing import Any, Iterable, Optional
 
@@ -19,6 +18,7 @@ from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ._files import replace_atomically
 from .config import add_dcn_config, check_cfg, use_dcn_builders
 from .sem_seg_training import build_lr_scheduler, build_sem_seg_evaluator, build_sem_seg_train_loader, is_semantic_segmentation
 from .solver import build_optimizer as build_optimizer_with_lr_factors
@@ -116,20 +116,13 @@ def check_weights(cfg: CfgNode, resume: bool = False) -> None:
 
 
 def _atomic_write(path: str, write) -> None:
-    """Call ``write(f)`` on a temporary file next to ``path`` and rename it to ``path``: a
-    reader (or a run resumed after a crash) sees the old file or the new one, never half."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """``write(f)`` on a binary file that replaces ``path`` atomically (dcn_det._files)."""
+
+    def write_file(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    replace_atomically(path, write_file)
 
 
 class AtomicCheckpointer(DetectionCheckpointer):

@@ -19,13 +19,12 @@ dict handed to ``torch.onnx.export``, and the TorchScript exporter's symbolic fu
 (``dynamo=False``) is registered only for the duration of :func:`export`.
 """
 import contextlib
-import os
-import tempfile
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 import torch
 
 import dcn_det.ops  # noqa: F401  (registers torch.ops.dcn_det)
+from dcn_det._files import replace_atomically
 from dcn_det.ops.deform_psroi_pool_composite import deform_psroi_pool_composite as _psroi_composite
 
 # DeformConv entered the standard operator set in opset 19 (opset 22 added bfloat16).
@@ -115,20 +114,6 @@ def decompose_for_onnx(program: "torch.export.ExportedProgram") -> "torch.export
     return program.run_decompositions({torch.ops.dcn_det.deform_psroi_pool.default: _psroi_composite})
 
 
-def _replace_atomically(write: Callable[[str], None], path: str) -> None:
-    """``write(tmp)`` next to ``path``, then rename: a failed export leaves no half file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export(
     model: Any,
     args: Sequence[Any],
@@ -189,5 +174,5 @@ def export(
                 torch.onnx.export(model, args, tmp, dynamo=False, opset_version=opset, verbose=verbose,
                                   dynamic_axes=dynamic_axes, **names)
 
-    _replace_atomically(write, path)
+    replace_atomically(path, write)
     return path
