@@ -64,6 +64,20 @@ def _default_cuda_archs():
     return ";".join(archs[:-1] + [archs[-1] + "+PTX"])
 
 
+def _openmp_flags():
+    """-fopenmp where torch's intra-op backend is OpenMP.
+
+    at::parallel_for is an inline template: in a file compiled without -fopenmp it
+    runs the whole range on the calling thread (ATen/Parallel-inl.h), so every CPU
+    loop of the extension was serial whatever torch.set_num_threads said (found
+    2026-12-01: the second thread only ever ran MKL/oneDNN). At run time torch has
+    already loaded libgomp.so.1, so the extension shares torch's OpenMP runtime.
+    """
+    if sys.platform == "win32" or not torch.backends.openmp.is_available():
+        return []
+    return ["-fopenmp"]
+
+
 def get_extensions():
     sources = [os.path.join(CSRC, "module.cpp")]
     sources += sorted(glob.glob(os.path.join(CSRC, "*.cpp")))
@@ -79,8 +93,8 @@ def get_extensions():
     if force_cuda and CUDA_HOME is None:
         raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME")
 
-    cxx_flags = ["-O3"] + os.environ.get("DCN_CXX_FLAGS", "").split()  # C++ standard: torch's
-    link_flags = os.environ.get("DCN_LINK_FLAGS", "").split()
+    cxx_flags = ["-O3"] + _openmp_flags() + os.environ.get("DCN_CXX_FLAGS", "").split()  # C++ standard: torch's
+    link_flags = _openmp_flags() + os.environ.get("DCN_LINK_FLAGS", "").split()
     define_macros = []
     if with_cuda:
         if torch.version.cuda is None:

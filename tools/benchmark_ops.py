@@ -27,6 +27,7 @@ This is a command-line tool only; nothing in the dcn_det library imports it.
 Progress goes to stderr, the table to stdout (so ``> table.md`` captures just the table).
 """
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -258,6 +259,52 @@ def _cpu_isa_variants(impls):
             for isa in available_cpu_isas() if isa != cpu_isa()]
 
 
+ONE_THREAD = "[1 thread]"
+
+
+@contextlib.contextmanager
+def _num_threads(threads: Optional[int]) -> Iterator[None]:
+    """torch's intra-op threads (OpenMP, MKL, oneDNN) set to ``threads`` inside the block."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _one_thread_variants(impls):
+    """F.conv2d and dcn_det again on one thread (forward and backward), for the
+    thread-scaling lines under the table; none when torch already runs one thread."""
+    if torch.get_num_threads() < 2:
+        return []
+    return [(f"{name} {ONE_THREAD}", fn, False, checked, 1)
+            for name, fn, _, checked in impls if name in ("F.conv2d", "dcn_det")]
+
+
+def thread_scaling(rows: Sequence[Row]) -> List[str]:
+    """'case: impl 1 -> N threads: x fwd, y fwd+bwd' for each one-thread row."""
+    lines = []
+    threads = torch.get_num_threads()
+    for row in rows:
+        if not row.impl.endswith(ONE_THREAD):
+            continue
+        base = row.impl[: -len(ONE_THREAD)].strip()
+        match = [r for r in rows if (r.group, r.case, r.device, r.dtype, r.impl) ==
+                 (row.group, row.case, row.device, row.dtype, base)]
+        if not match:
+            continue
+        speedups = [f"{one / many:.2f}x {name}" if one and many else f"n/a {name}"
+                    for name, one, many in (("fwd", row.fwd_ms, match[0].fwd_ms),
+                                            ("fwd+bwd", row.fwd_bwd_ms, match[0].fwd_bwd_ms))]
+        lines.append(f"thread scaling {row.case} {row.device} {row.dtype}, {base} 1 -> {threads} threads: "
+                     + ", ".join(speedups))
+    return lines
+
+
 def _dcn_inputs(shape: Tuple[int, int, int, int], device: str, seed: int) -> Dict[str, torch.Tensor]:
     n, c, h, w = shape
     gen = torch.Generator().manual_seed(seed)  # same data on every device and run
@@ -313,13 +360,17 @@ def bench_deform_conv2d(settings: Settings) -> Iterator[Row]:
                 except Exception as exc:  # noqa: BLE001
                     progress(f"  reference failed, no checks: {short_error(exc)}")
 
-                impls = DCN_IMPLS + (_cpu_isa_variants(DCN_IMPLS) if device == "cpu" else [])
-                for impl, fn, anchor, checked in impls:
+                impls = [(*impl, None) for impl in DCN_IMPLS]
+                if device == "cpu":
+                    impls += [(*impl, None) for impl in _cpu_isa_variants(DCN_IMPLS)]
+                    impls += _one_thread_variants(DCN_IMPLS)
+                for impl, fn, anchor, checked, threads in impls:
                     label = f"[{group} {case} {device} {dname}] {impl}"
-                    fwd_ms, fwd_bwd_ms, out, grads, note = measure_fwd_and_fwd_bwd(
-                        fn, data, grad_output, device,
-                        settings.warmup[device], settings.repeats[device], label,
-                    )
+                    with _num_threads(threads):
+                        fwd_ms, fwd_bwd_ms, out, grads, note = measure_fwd_and_fwd_bwd(
+                            fn, data, grad_output, device,
+                            settings.warmup[device], settings.repeats[device], label,
+                        )
                     row = Row(group, case, impl, device, dname, fwd_ms, fwd_bwd_ms, anchor=anchor, note=note)
                     if checked and ref_output is not None:
                         if impl == "torchvision" and dtype == torch.float32:
@@ -416,10 +467,20 @@ def bench_deform_psroi_pool(settings: Settings) -> Iterator[Row]:
 # same boxes and the heads cost the same: with independent random weights the
 # proposals, and with them roi_align's adaptive sampling cost, differ from model to
 # model by more than the deformable layers cost.
-MODEL_CASES = [  # (row label, config under configs/, is the anchor)
-    ("plain R-50-FPN", "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml", True),
-    ("dconv c3-c5 (DCNv1)", "COCO-Detection/faster_rcnn_R_50_FPN_dconv_c3-c5_1x.yaml", False),
-    ("mdconv c3-c5 (DCNv2)", "COCO-Detection/faster_rcnn_R_50_FPN_mdconv_c3-c5_1x.yaml", False),
+# Model families: (case name, rows (row label, config under configs/, is the anchor),
+# with backbone / bf16 / onnxruntime rows). Each family's ratios are to its plain model.
+MODEL_FAMILIES = [
+    ("Faster R-CNN R-50-FPN", [
+        ("plain R-50-FPN", "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml", True),
+        ("dconv c3-c5 (DCNv1)", "COCO-Detection/faster_rcnn_R_50_FPN_dconv_c3-c5_1x.yaml", False),
+        ("mdconv c3-c5 (DCNv2)", "COCO-Detection/faster_rcnn_R_50_FPN_mdconv_c3-c5_1x.yaml", False),
+        ("mdconv c3-c5 + mdpool (DCNv2)", "COCO-Detection/faster_rcnn_R_50_FPN_mdconv_c3-c5_mdpool_1x.yaml", False),
+    ], True),
+    ("R-FCN R-101", [
+        ("plain R-FCN", "COCO-Detection/rfcn_R_101_1x.yaml", True),
+        ("dconv c5 + dpsroi (DCNv1)", "COCO-Detection/rfcn_R_101_dconv_c5_dpsroi_1x.yaml", False),
+        ("mdconv c3-c5 + mdpsroi (DCNv2)", "COCO-Detection/rfcn_R_101_mdconv_c3-c5_mdpsroi_1x.yaml", False),
+    ], False),
 ]
 MODEL_IMAGE = (320, 448)
 MODEL_QUICK_IMAGE = (64, 96)
@@ -439,6 +500,24 @@ def _model_batch(device: str, seed: int, size: Tuple[int, int]):
     return [{"image": image, "height": h, "width": w, "instances": instances}]
 
 
+def _unit_modulation(model: torch.nn.Module) -> None:
+    """DCNv2's modulation branches start at sigmoid(0) = 0.5, which scales the features,
+    so a random-weight DCNv2 detector proposes other boxes than the plain one and its
+    time moves with them (roi_align's samples grow with box size). A mask logit of 20
+    (modulation 1 - 2e-9) with the zero offsets makes every DCNv2 model compute the plain
+    model's function: the rows then differ only by the deformable layers' cost."""
+    with torch.no_grad():
+        for module in model.modules():
+            if getattr(module, "deform_modulated", False) and hasattr(module, "conv2_offset"):
+                bias = module.conv2_offset.bias  # [offsets (2/3), mask logits (1/3)]
+                bias[2 * bias.numel() // 3:] = 20.0
+            if hasattr(module, "mask_fc"):  # mdpool: one logit per bin
+                [layer for layer in module.mask_fc.modules() if isinstance(layer, torch.nn.Linear)][-1].bias.fill_(20.0)
+            if getattr(module, "modulated", False) and hasattr(module, "conv_offset"):  # mdpsroi
+                bias = module.conv_offset.bias
+                bias[2 * bias.numel() // 3:] = 20.0
+
+
 def bench_model(settings: Settings) -> Iterator[Row]:
     """fwd = inference of the model (eval mode); fwd+bwd = one training iteration
     (train mode: losses, then backward; no optimizer step). Backbone rows: forward of
@@ -446,11 +525,7 @@ def bench_model(settings: Settings) -> Iterator[Row]:
     group = "model"
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
     size = MODEL_QUICK_IMAGE if settings.quick else MODEL_IMAGE
-    case = f"Faster R-CNN R-50-FPN, 1x3x{size[0]}x{size[1]}"
-    # The backbone (ResNet + FPN) alone: where the models differ. The whole model's time
-    # also moves with the proposals the RPN makes (roi_align cost grows with box size and
-    # FPN level), which differ once DCNv2's modulation (0.5 at init) changes the features.
-    backbone_case = f"R-50-FPN backbone only, 1x3x{size[0]}x{size[1]}"
+    image = f"1x3x{size[0]}x{size[1]}"
     try:
         from detectron2.modeling import build_model
         from detectron2.utils.events import EventStorage
@@ -458,64 +533,77 @@ def bench_model(settings: Settings) -> Iterator[Row]:
         from dcn_det.engine import build_cfg
     except ImportError as exc:
         progress(f"[{group}] skipped: {short_error(exc)}")
-        yield Row(group, case, "all", "-", "float32", note=f"needs detectron2 ({short_error(exc)})")
+        yield Row(group, f"{MODEL_FAMILIES[0][0]}, {image}", "all", "-", "float32",
+                  note=f"needs detectron2 ({short_error(exc)})")
         return
     for device in settings.devices:
         batch = _model_batch(device, settings.seed, size)
-        shared = None  # the anchor's weights
-        for impl, config, anchor in MODEL_CASES:
-            label = f"[{group} {device}] {impl}"
-            opts = ["MODEL.DEVICE", device, "MODEL.WEIGHTS", ""]
-            torch.manual_seed(settings.seed)
-            model = build_model(build_cfg(os.path.join(root, config), opts))
-            if shared is None:
-                shared = {k: v.clone() for k, v in model.state_dict().items()}
-            else:
-                missing, unexpected = model.load_state_dict(shared, strict=False)
-                assert not unexpected and all("offset" in k for k in missing), (missing, unexpected)
+        for family, members, backbone_rows in MODEL_FAMILIES:
+            case = f"{family}, {image}"
+            # The backbone alone: where the models differ (FPN family only).
+            backbone_case = f"{family.split()[-1]} backbone only, {image}"
+            shared = None  # the anchor's weights
+            for impl, config, anchor in members:
+                label = f"[{group} {device}] {impl}"
+                opts = ["MODEL.DEVICE", device, "MODEL.WEIGHTS", ""]
+                torch.manual_seed(settings.seed)
+                model = build_model(build_cfg(os.path.join(root, config), opts))
+                if shared is None:
+                    shared = {k: v.clone() for k, v in model.state_dict().items()}
+                else:
+                    # The deformable models get the plain model's weights; their own
+                    # offset/mask branches stay zero-initialised (offsets 0).
+                    missing, unexpected = model.load_state_dict(shared, strict=False)
+                    assert not unexpected and all("offset" in k or "mask_fc" in k for k in missing), (
+                        missing, unexpected)
+                _unit_modulation(model)
 
-            def inference() -> None:
-                model.eval()
-                with torch.no_grad():
-                    model(batch)
+                def inference() -> None:
+                    model.eval()
+                    with torch.no_grad():
+                        model(batch)
 
-            def training_iteration() -> None:
-                model.train()
-                model.zero_grad(set_to_none=True)
-                with EventStorage():  # the training losses log into one
-                    sum(model(batch).values()).backward()
+                def training_iteration() -> None:
+                    model.train()
+                    model.zero_grad(set_to_none=True)
+                    with EventStorage():  # the training losses log into one
+                        sum(model(batch).values()).backward()
 
-            images = model.preprocess_image(batch).tensor
+                images = model.preprocess_image(batch).tensor
 
-            def backbone_forward() -> None:
-                with torch.no_grad():
-                    model.backbone(images)
+                def backbone_forward() -> None:
+                    with torch.no_grad():
+                        model.backbone(images)
 
-            def backbone_training() -> None:
-                model.zero_grad(set_to_none=True)
-                sum(f.sum() for f in model.backbone(images).values()).backward()
+                def backbone_training() -> None:
+                    model.zero_grad(set_to_none=True)
+                    sum(f.sum() for f in model.backbone(images).values()).backward()
 
-            for row_case, steps in ((case, (inference, training_iteration)),
-                                    (backbone_case, (backbone_forward, backbone_training))):
-                times = {}
-                for name, step in zip(("fwd", "fwd+bwd"), steps):
-                    progress(f"  {label} {row_case} {name} ...")
-                    times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
-                    progress(f"  {label} {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
-                yield Row(group, row_case, impl, device, "float32", times["fwd"], times["fwd+bwd"], anchor=anchor)
-            if device == "cpu":
-                # The backbone under bfloat16 autocast (bf16 storage, f32 accumulation in our
-                # kernels; oneDNN's bf16 convs): is it faster than float32 on this CPU?
-                times = {}
-                for name, step in zip(("fwd", "fwd+bwd"), (backbone_forward, backbone_training)):
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                cases = [(case, (inference, training_iteration))]
+                if backbone_rows:
+                    cases.append((backbone_case, (backbone_forward, backbone_training)))
+                for row_case, steps in cases:
+                    times = {}
+                    for name, step in zip(("fwd", "fwd+bwd"), steps):
+                        progress(f"  {label} {row_case} {name} ...")
                         times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
-                    progress(f"  {label} bf16 autocast {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
-                yield Row(group, backbone_case, impl, device, "bf16 autocast", times["fwd"], times["fwd+bwd"], anchor=anchor)
-            if device == "cpu" and settings.onnxruntime and (not settings.quick or impl == MODEL_CASES[-1][0]):
-                yield from onnxruntime_rows(group, {"detector": case, "backbone": backbone_case}, impl, model,
-                                            batch[0]["image"], settings)
-            del model
+                        progress(f"  {label} {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
+                    yield Row(group, row_case, impl, device, "float32", times["fwd"], times["fwd+bwd"], anchor=anchor)
+                if device == "cpu" and backbone_rows:
+                    # The backbone under bfloat16 autocast (bf16 storage, f32 accumulation in our
+                    # kernels; oneDNN's bf16 convs): is it faster than float32 on this CPU?
+                    times = {}
+                    for name, step in zip(("fwd", "fwd+bwd"), (backbone_forward, backbone_training)):
+                        with torch.autocast("cpu", dtype=torch.bfloat16):
+                            times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
+                        progress(f"  {label} bf16 autocast {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
+                    yield Row(group, backbone_case, impl, device, "bf16 autocast", times["fwd"], times["fwd+bwd"],
+                              anchor=anchor)
+                if (device == "cpu" and backbone_rows and settings.onnxruntime
+                        and (not settings.quick or impl == members[-1][0])):
+                    yield from onnxruntime_rows(group, {"detector": case, "backbone": backbone_case}, impl, model,
+                                                batch[0]["image"], settings)
+                del model
 
 
 def onnxruntime_rows(group: str, cases: Dict[str, str], impl: str, model, image: torch.Tensor,
@@ -811,13 +899,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print()
         print(format_table(rows, markdown=True))
         print()
-        print("\n".join(f"- {line}" for line in legend(rows)))
+        print("\n".join(f"- {line}" for line in legend(rows) + thread_scaling(rows)))
     else:
         print("\n".join(f"{k}: {v}" for k, v in info))
         print()
         print(format_table(rows, markdown=False))
         print()
-        print("\n".join(legend(rows)))
+        print("\n".join(legend(rows) + thread_scaling(rows)))
     if args.quick:
         print("\n(--quick: tiny shapes, 1 repeat; a smoke test, not a measurement)")
     return 0

@@ -180,7 +180,8 @@ class DeformPSRoIPool(nn.Module):
             return out
         mask = self._pool_plain(branch[:, 2 * classes * k * k :], rois, classes).sigmoid()
         r = out.shape[0]
-        return (out.view(r, classes, -1, k, k) * mask.view(r, classes, 1, k, k)).view(r, self.output_dim, k, k)
+        per_class = self.output_dim // classes  # explicit, not -1: r may be 0 (no proposals)
+        return (out.view(r, classes, per_class, k, k) * mask.view(r, classes, 1, k, k)).view(r, self.output_dim, k, k)
 
     def extra_repr(self) -> str:
         return (

@@ -88,6 +88,18 @@ def test_zero_rois_give_empty_output():
     assert pool(x, torch.zeros(0, 5)).shape == (0, 4, 3, 3)
 
 
+@pytest.mark.parametrize("modulated", [False, True])
+@pytest.mark.parametrize("agnostic", [False, True])
+def test_psroi_zero_rois_give_empty_output(modulated, agnostic):
+    # An image without proposals (R-FCN inference on a tiny image did this) must give
+    # [0, output_dim, k, k], not a reshape error.
+    k, classes = 3, 4
+    feats, _ = _inputs(6, seed=11)
+    scores = torch.randn(2, classes * k * k, 12, 16)
+    pool = DeformPSRoIPool(6, classes, group_size=k, class_agnostic_offsets=agnostic, modulated=modulated)
+    assert pool(feats, scores, torch.zeros(0, 5)).shape == (0, classes, k, k)
+
+
 @pytest.mark.parametrize("cls", [DeformRoIPool, ModulatedDeformRoIPool])
 def test_part_size_smaller_than_output_keeps_output_size_and_shrinks_fc(cls):
     x, rois = _inputs(4, seed=10)

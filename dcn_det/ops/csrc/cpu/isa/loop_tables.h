@@ -24,6 +24,9 @@ template <typename T>
 struct DeformConv2dLoops {
   void (*im2col)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask, int64_t nb,
                  T* columns);
+  // Rows [r0, r1) only, serially (the fused forward calls it once per tile, inside its own parallel loop).
+  void (*im2col_rows)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask,
+                      int64_t r0, int64_t r1, T* columns);
   void (*coordinate_grad)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask,
                           const T* grad_columns, int64_t nb, T* grad_offset, T* grad_mask,
                           PaddedCorners<T>* corners);
