@@ -22,7 +22,6 @@
 // device_path.h), registered below behind the test suite's switch.
 #include <torch/library.h>
 
-#include <type_traits>
 
 #include "../common/deform_conv2d_driver.h"
 #include "deform_conv2d_channels_last.h"
@@ -65,17 +64,19 @@ at::Tensor group_columns(const at::Tensor& columns, int64_t groups, int64_t gi) 
 }
 
 // rows [nb*P, Co] (row stride ld) = columns [nb*P, K*C] times W'^T per weight
-// group, plus bias (if defined). float32 runs it as a 1x1 convolution over a
-// channels-last view of the columns, straight to oneDNN (20-30% faster than the
-// BLAS at::mm on our shapes, measured; called directly because at::conv2d's
-// heuristics send some of these shapes to its slow im2col path). Other dtypes,
-// or oneDNN disabled: at::mm.
-template <typename T>
-at::Tensor columns_times_weight(const at::Tensor& columns, const at::Tensor& wt, int64_t groups,
+// group, plus bias (if defined), in wt's dtype (bfloat16 under autocast: the columns
+// are rounded to it, the products accumulate in float32 inside oneDNN). float32 and
+// bfloat16 run it as a 1x1 convolution over a channels-last view of the columns,
+// straight to oneDNN (20-30% faster than the BLAS at::mm on our shapes, measured;
+// called directly because at::conv2d's heuristics send some of these shapes to its
+// slow im2col path). Other dtypes, or oneDNN disabled: at::mm.
+at::Tensor columns_times_weight(const at::Tensor& columns_, const at::Tensor& wt, int64_t groups,
                                 const at::Tensor& bias) {
+  const at::Tensor columns = columns_.to(wt.scalar_type());
   const int64_t rows = columns.size(0), width = columns.size(1);
   const int64_t co = wt.size(0) * wt.size(1);
-  if (std::is_same_v<T, float> && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN()) {
+  const bool onednn_dtype = wt.scalar_type() == at::kFloat || wt.scalar_type() == at::kBFloat16;
+  if (onednn_dtype && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN()) {
     const at::Tensor x = columns.as_strided({1, width, 1, rows}, {rows * width, 1, rows * width, width});
     const int64_t one[] = {1, 1}, zero[] = {0, 0};
     at::Tensor y = at::mkldnn_convolution(x, wt.view({co, -1, 1, 1}), bias, zero, one, one, groups);
@@ -96,6 +97,7 @@ at::Tensor columns_times_weight(const at::Tensor& columns, const at::Tensor& wt,
   return out;
 }
 
+// T: the sampling type (the operands' compute type); the output has wt's dtype.
 template <typename T>
 void forward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& input, const at::Tensor& offset,
                    const at::Tensor& mask, const at::Tensor& wt, const at::Tensor& bias, int64_t b0,
@@ -109,9 +111,11 @@ void forward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& input, cons
                                offset.const_data_ptr<T>() + b0 * offset.size(1) * P,
                                g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr,
                                nb, columns.mutable_data_ptr<T>());
-  const at::Tensor rows = columns_times_weight<T>(columns, wt, groups, bias);  // [nb*P, Co]
-  cpu::nhwc_to_nchw(rows.const_data_ptr<T>(), rows.stride(0), nb, groups * cog, P,
-                    output.mutable_data_ptr<T>() + b0 * groups * cog * P);
+  const at::Tensor rows = columns_times_weight(columns, wt, groups, bias);  // [nb*P, Co]
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, rows.scalar_type(), "dcn_det::nhwc_to_nchw", [&] {
+    cpu::nhwc_to_nchw(rows.const_data_ptr<scalar_t>(), rows.stride(0), nb, groups * cog, P,
+                      output.mutable_data_ptr<scalar_t>() + b0 * groups * cog * P);
+  });
 }
 
 // Fused forward: when the weight is small enough to stay in cache next to a tile of
@@ -146,16 +150,23 @@ void forward_chunk_fused(const ChannelsLastGeometry& cl, const at::Tensor& input
   const T* mask_ptr = g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr;
   const auto im2col_rows = cpu::deform_conv2d_loops<T>().im2col_rows;
   const at::Tensor out = output.narrow(0, b0, nb).view({nb, groups * cog, P});
+  const bool round_columns = wt.scalar_type() != input.scalar_type();  // bfloat16 product
   at::parallel_for(0, nb * tiles, 1, [&](int64_t begin, int64_t end) {
     // Worker threads do not inherit the caller's dispatch state: stay below autograd
     // (the weight may require grad; this is the kernel, not a differentiable op).
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     const at::Tensor buffer =
         cpu::workspace(cpu::WorkspaceSlot::kColumnTile, tile * row, input.options()).view({tile, row});
+    const at::Tensor rounded =
+        round_columns ? cpu::workspace(cpu::WorkspaceSlot::kColumnTileLow, tile * row, wt.options()).view({tile, row})
+                      : at::Tensor();
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / tiles, p0 = (t - b * tiles) * tile, len = std::min(tile, P - p0);
       im2col_rows(cl, padded_ptr, offset_ptr, mask_ptr, b * P + p0, b * P + p0 + len, buffer.data_ptr<T>());
-      const at::Tensor columns = buffer.narrow(0, 0, len);
+      at::Tensor columns = buffer.narrow(0, 0, len);
+      if (round_columns) {
+        columns = rounded.narrow(0, 0, len).copy_(columns);  // in cache: a cheap pass
+      }
       for (int64_t gi = 0; gi < groups; ++gi) {
         at::Tensor dst = out[b].narrow(0, gi * cog, cog).narrow(1, p0, len);  // [Co/g, len], row stride P
         const at::Tensor src = group_columns(columns, groups, gi).t();
@@ -180,12 +191,16 @@ at::Tensor forward_kernel(const at::Tensor& input_, const at::Tensor& offset_, c
   const ChannelsLastGeometry cl{make_deform_conv2d_geometry(in.input, in.weight, mask_.has_value(), p, out_size),
                                 groups};
   const int64_t n = in.input.size(0), co = in.weight.size(0);
-  at::Tensor output = at::empty({n, co, cl.g.out_h, cl.g.out_w}, in.input.options());
-  const at::Tensor wt = taps_outer_weight(in.weight, groups);
-  const at::Tensor bias = bias_.has_value() ? bias_->to(ctype).contiguous() : at::Tensor();
+  // bfloat16 (autocast's choice on the CPU): sampled in float32, multiplied as bfloat16
+  // with float32 accumulation like a bfloat16 convolution (oneDNN runs it on the CPU's
+  // bf16 dot-product instructions where present). Half: float32 throughout.
+  const auto product_type = input_.scalar_type() == at::kBFloat16 ? at::kBFloat16 : ctype;
+  at::Tensor output = at::empty({n, co, cl.g.out_h, cl.g.out_w}, in.input.options().dtype(product_type));
+  const at::Tensor wt = taps_outer_weight(in.weight.to(product_type), groups);
+  const at::Tensor bias = bias_.has_value() ? bias_->to(product_type).contiguous() : at::Tensor();
   const int64_t chunk = deform_conv2d_chunk_size(cl.g, n);
   AT_DISPATCH_FLOATING_TYPES(ctype, "dcn_det::deform_conv2d", [&] {
-    const bool fused = use_fused_forward(cl, co, sizeof(scalar_t));
+    const bool fused = use_fused_forward(cl, co, at::elementSize(product_type));
     for (int64_t b0 = 0; b0 < n; b0 += chunk) {
       const int64_t nb = std::min(chunk, n - b0);
       if (fused) {

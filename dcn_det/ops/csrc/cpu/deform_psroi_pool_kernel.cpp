@@ -1,5 +1,6 @@
 // CPU kernels of dcn_det::deform_psroi_pool: at::parallel_for over the per-bin
-// bodies of common/deform_psroi_pool_elements.h. The device (CUDA) algorithm of
+// bodies of common/deform_psroi_pool_elements.h (the loops: cpu/deform_psroi_pool_grouped_loops.h,
+// and for group_size 1 cpu/deform_psroi_pool_loops.h; both compiled per instruction set). The device (CUDA) algorithm of
 // common/deform_psroi_pool_driver.h also runs here, for the tests, behind the test
 // suite's switch (the host device path, device_path.h).
 //
@@ -18,8 +19,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <vector>
-
 #include "../common/deform_psroi_pool_driver.h"
 #include "deform_psroi_pool_channels_last.h"
 #include "device_path.h"
@@ -27,24 +26,6 @@
 
 namespace dcn_det {
 namespace {
-
-template <typename T>
-using Samples = std::vector<PSRoISample<T>>;
-
-using cpu::channels_per_sampling_class;
-using cpu::sampling_classes;
-
-template <typename T>
-int64_t gather_samples(const DeformPSRoIPoolGeometry& g, const PSRoIBin<T>& bin, Samples<T>& samples) {
-  samples.clear();
-  deform_psroi_for_each_sample(g, bin, [&](const PSRoISample<T>& s) { samples.push_back(s); });
-  return static_cast<int64_t>(samples.size());
-}
-
-template <typename T>
-const T* plane_of(const DeformPSRoIPoolGeometry& g, const T* data, const PSRoIBin<T>& bin, int64_t channel) {
-  return data + (bin.batch * g.channels + channel) * g.height * g.width;
-}
 
 // [N, C, H, W] data at `data` as a contiguous [N, H, W, C] tensor.
 template <typename T>
@@ -100,26 +81,7 @@ struct CpuBackend {
       forward_group1(g, input, rois, offset, num_rois, output);
       return;
     }
-    const int64_t classes = sampling_classes(g), per_class = channels_per_sampling_class(g);
-    const int64_t bins = g.bins();
-    at::parallel_for(0, num_rois * classes, 1, [&](int64_t begin, int64_t end) {
-      Samples<T> samples;
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t r = task / classes;
-        const int64_t ctop0 = (task % classes) * per_class;
-        for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
-          const auto bin = deform_psroi_bin(g, rois, offset, r, ctop0, bin_id / g.pooled_size, bin_id % g.pooled_size);
-          const int64_t count = bin.batch < 0 ? 0 : gather_samples(g, bin, samples);
-          if (count == 0) continue;  // output stays 0
-          for (int64_t ctop = ctop0; ctop < ctop0 + per_class; ++ctop) {
-            const T* plane = plane_of(g, input, bin, deform_psroi_channel_of(g, bin, ctop0, ctop));
-            T sum = T(0);
-            for (const auto& s : samples) sum += deform_psroi_sample_value(plane, s);
-            output[(r * g.output_dim + ctop) * bins + bin_id] = sum / static_cast<T>(count);
-          }
-        }
-      }
-    });
+    cpu::deform_psroi_pool_loops<T>().forward_grouped(g, input, rois, offset, num_rois, output);
   }
 
   template <typename T>
@@ -130,66 +92,11 @@ struct CpuBackend {
       backward_group1(g, grad_output, input, rois, offset, num_rois, grad_input, grad_offset);
       return;
     }
-    const int64_t classes = sampling_classes(g), per_class = channels_per_sampling_class(g);
-    const int64_t bins = g.bins();
-    // Input gradient: tasks own blocks of a class's output channels. Enough blocks to
-    // keep every thread busy even with a single class; each block re-derives the bins.
-    const int64_t blocks_per_class =
-        std::min<int64_t>(per_class, std::max<int64_t>(1, (4 * at::get_num_threads() + classes - 1) / classes));
-    const int64_t block = (per_class + blocks_per_class - 1) / blocks_per_class;
-    at::parallel_for(0, classes * blocks_per_class, 1, [&](int64_t begin, int64_t end) {
-      Samples<T> samples;
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t ctop0 = (task / blocks_per_class) * per_class + (task % blocks_per_class) * block;
-        const int64_t ctop1 = std::min(ctop0 + block, (task / blocks_per_class + 1) * per_class);
-        if (ctop0 >= ctop1) continue;
-        for (int64_t r = 0; r < num_rois; ++r) {
-          for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
-            const auto bin = deform_psroi_bin(g, rois, offset, r, ctop0, bin_id / g.pooled_size, bin_id % g.pooled_size);
-            const int64_t count = bin.batch < 0 ? 0 : gather_samples(g, bin, samples);
-            if (count == 0) continue;
-            for (int64_t ctop = ctop0; ctop < ctop1; ++ctop) {
-              const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
-              T* plane = grad_input + (bin.batch * g.channels + deform_psroi_channel_of(g, bin, ctop0, ctop)) * g.height * g.width;
-              for (const auto& s : samples) deform_psroi_sample_scatter(plane, s, diff, OwnedAdd());
-            }
-          }
-        }
-      }
-    });
-    if (g.no_trans) return;
-    const int64_t part_area = g.part_size * g.part_size;
-    at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
-      Samples<T> samples;
-      for (int64_t r = begin; r < end; ++r) {
-        for (int64_t cls = 0; cls < classes; ++cls) {
-          const int64_t ctop0 = cls * per_class;
-          for (int64_t bin_id = 0; bin_id < bins; ++bin_id) {
-            const auto bin = deform_psroi_bin(g, rois, offset, r, ctop0, bin_id / g.pooled_size, bin_id % g.pooled_size);
-            const int64_t count = bin.batch < 0 ? 0 : gather_samples(g, bin, samples);
-            if (count == 0) continue;
-            T gx = T(0), gy = T(0);
-            for (int64_t ctop = ctop0; ctop < ctop0 + per_class; ++ctop) {
-              const T diff = grad_output[(r * g.output_dim + ctop) * bins + bin_id] / static_cast<T>(count);
-              const T* plane = plane_of(g, input, bin, deform_psroi_channel_of(g, bin, ctop0, ctop));
-              T sx = T(0), sy = T(0);
-              for (const auto& s : samples) {
-                T x, y;
-                deform_psroi_sample_slopes(plane, s, x, y);
-                sx += x;
-                sy += y;
-              }
-              gx += sx * diff;
-              gy += sy * diff;
-            }
-            T scale_x, scale_y;
-            deform_psroi_offset_scale(g, bin, scale_x, scale_y);
-            grad_offset[bin.offset_x] += gx * scale_x;
-            grad_offset[bin.offset_x + part_area] += gy * scale_y;
-          }
-        }
-      }
-    });
+    const auto& loops = cpu::deform_psroi_pool_loops<T>();
+    loops.input_grad_grouped(g, grad_output, rois, offset, num_rois, grad_input);
+    if (!g.no_trans) {
+      loops.offset_grad_grouped(g, grad_output, input, rois, offset, num_rois, grad_offset);
+    }
   }
 };
 

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <vector>
 
 #include "loop_tables.h"
 
@@ -32,6 +33,7 @@ DCN_TARGET_PUSH(DCN_ISA_TARGET)
 
 #include "../deform_conv2d_loops.h"
 #include "../deform_psroi_pool_loops.h"
+#include "../deform_psroi_pool_grouped_loops.h"
 
 #ifdef DCN_ISA_TARGET
 #ifdef __clang__
@@ -53,7 +55,8 @@ DeformConv2dLoops<T> conv_loops() {
 
 template <typename T>
 DeformPSRoIPoolLoops<T> pool_loops() {
-  return {&psroi_forward_channels_last<T>, &psroi_input_grad_channels_last<T>, &psroi_offset_grad_channels_last<T>};
+  return {&psroi_forward_channels_last<T>, &psroi_input_grad_channels_last<T>, &psroi_offset_grad_channels_last<T>,
+          &psroi_forward_grouped<T>, &psroi_input_grad_grouped<T>, &psroi_offset_grad_grouped<T>};
 }
 
 }  // namespace

@@ -40,6 +40,13 @@ struct DeformPSRoIPoolLoops {
   void (*input_grad)(const GatheredBins<T>&, const T* grad_output, int64_t num_rois, T* grad_input_nhwc);
   void (*offset_grad)(const GatheredBins<T>&, const T* input_nhwc, const T* grad_output, int64_t num_rois,
                       T* grad_offset);
+  // group_size > 1, NCHW (cpu/deform_psroi_pool_grouped_loops.h).
+  void (*forward_grouped)(const DeformPSRoIPoolGeometry&, const T* input, const T* rois, const T* offset,
+                          int64_t num_rois, T* output);
+  void (*input_grad_grouped)(const DeformPSRoIPoolGeometry&, const T* grad_output, const T* rois, const T* offset,
+                             int64_t num_rois, T* grad_input);
+  void (*offset_grad_grouped)(const DeformPSRoIPoolGeometry&, const T* grad_output, const T* input, const T* rois,
+                              const T* offset, int64_t num_rois, T* grad_offset);
 };
 
 struct LoopTables {
