@@ -461,6 +461,11 @@ def test_half_precision_matches_float32_on_rounded_inputs(dtype, device):
     ulp leaves room for float32 summation-order noise). eps = 2**-10 for float16,
     2**-7 for bfloat16. The same tolerance holds for the gradients (float32 accumulation,
     result rounded once).
+
+    bfloat16 forward on the CPU: the sampled values are rounded to bfloat16 before the
+    product (bf16 storage of the columns, float32 accumulation, as in a bfloat16
+    convolution: docs/semantics.md), so the output error also scales with the output's
+    magnitude as a whole: atol = eps * max|float32 output| there.
     """
     tensors = [t.to(dtype) for t in make_inputs(HALF_CASE, 400, dtype=torch.float32, device=device)]
     kw = conv_kwargs(HALF_CASE)
@@ -476,7 +481,10 @@ def test_half_precision_matches_float32_on_rounded_inputs(dtype, device):
     out32 = deform_conv2d(*leaves[:4], mask=leaves[4], **kw)
     grads32 = torch.autograd.grad(out32, leaves, grad_out)
     tol = dict(rtol=torch.finfo(dtype).eps, atol=1e-5)
-    torch.testing.assert_close(out.float(), out32.detach(), **tol)
+    out_tol = tol
+    if dtype == torch.bfloat16 and device == "cpu":
+        out_tol = dict(rtol=torch.finfo(dtype).eps, atol=torch.finfo(dtype).eps * out32.abs().max().item())
+    torch.testing.assert_close(out.float(), out32.detach(), **out_tol)
     assert_grads_close([gr.float() for gr in grads], list(grads32), **tol)
 
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from dcn_det import _C
-from dcn_det.ops import deform_conv2d, deform_psroi_pool
+from dcn_det.ops import available_cpu_isas, deform_conv2d, deform_psroi_pool
+from dcn_det.ops._cpu_isa import forced_cpu_isa
 from dcn_det.ops._device_path import test_hooks
 
 from .deform_conv2d_reference import deform_conv2d_ref
@@ -69,6 +70,26 @@ def test_bfloat16_forward_multiplies_in_bfloat16_within_its_rounding(case, path)
     mean_error = (out.double() - ref).abs().mean().item()
     float_rounded_mean_error = (float_out.to(torch.bfloat16).double() - ref).abs().mean().item()
     assert mean_error > 1.03 * float_rounded_mean_error, (mean_error, float_rounded_mean_error)
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("path", PATHS)
+def test_each_instruction_set_on_shapes_with_whole_transpose_tiles(path, isa):
+    """The NCHW <-> channels-last transposes move whole 16x16 tiles in registers (wide
+    instruction sets) and the rest element by element: 64 channels x 41 columns has both."""
+    if isa not in available_cpu_isas():
+        pytest.skip(f"{isa}: not built or not supported by this CPU")
+    case = TILED_CASES[0]
+    tensors = make_inputs(case, 77)
+    with forced_cpu_isa(isa), test_hooks(conv_forward=path):
+        out, grads = run_with_grads(deform_conv2d, tensors, 78, **conv_kwargs(case))
+    ref_out, ref_grads = run_with_grads(deform_conv2d_ref, tensors, 78, **conv_kwargs(case))
+    torch.testing.assert_close(out, ref_out, rtol=1e-9, atol=1e-9)
+    assert_grads_close(grads, ref_grads, rtol=1e-9, atol=1e-9)
+    x32 = [None if t is None else t.float() for t in tensors]
+    with forced_cpu_isa(isa), test_hooks(conv_forward=path):
+        out32 = deform_conv2d(x32[0], x32[1], x32[2], x32[3], mask=x32[4], **conv_kwargs(case))
+    torch.testing.assert_close(out32.double(), ref_out, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("path", PATHS)

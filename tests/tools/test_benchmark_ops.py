@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,17 +37,26 @@ def test_quick_run_prints_every_group_with_times_and_ratios(capsys):
                 assert fwd_bwd_ms == fwd_bwd_ratio == "n/a", c
                 continue
             assert float(fwd_bwd_ms) > 0 and re.fullmatch(r"\d+\.\d\dx", fwd_bwd_ratio), (group, c)
-    # The model group: plain anchor, DCNv1 and DCNv2, each for the whole model and the backbone;
-    # with --quick, DCNv2 also exported and run in onnxruntime.
+    # The model group: Faster R-CNN R-50-FPN (plain anchor, DCNv1, DCNv2, DCNv2 + mdpool; whole
+    # model and backbone; with --quick, the last also exported and run in onnxruntime) and
+    # R-FCN R-101 (plain anchor, DCNv1 + dpsroi, DCNv2 + mdpsroi; whole model).
     impls = {(c[1].split(",")[0], c[4]) for c in by_group["model"]}
-    assert len(impls) == 8
-    ort_rows = [c for c in by_group["model"] if c[4] == "mdconv c3-c5 (DCNv2) onnxruntime"]
+    assert len(impls) == 4 * 2 + 2 + 3, sorted(impls)
+    ort_rows = [c for c in by_group["model"] if c[4] == "mdconv c3-c5 + mdpool (DCNv2) onnxruntime"]
     assert len(ort_rows) == 2
     backbone_check = [float(c[9]) for c in ort_rows if c[1].startswith("R-50-FPN backbone")]
     assert len(backbone_check) == 1 and backbone_check[0] < 1e-2  # onnxruntime vs PyTorch, same weights
     anchors = [c for c in by_group["model"] if c[6] == "1.00x"]
-    assert {c[4] for c in anchors} == {"plain R-50-FPN"}
+    assert {c[4] for c in anchors} == {"plain R-50-FPN", "plain R-FCN"}
+    assert {c[1].split(",")[0] for c in by_group["model"] if c[4] == "plain R-FCN"} == {"R-FCN R-101"}
     # The deformable conv rows are checked against torchvision: small differences.
     for c in by_group["deform_conv2d"]:
         if c[4] == "dcn_det":
             assert float(c[9]) < 1e-4 and float(c[10]) < 1e-4, c
+    # One-thread rows of F.conv2d and dcn_det, and the scaling lines under the table.
+    if torch.get_num_threads() > 1:
+        one_thread = {c[4] for c in by_group["deform_conv2d"] if c[4].endswith("[1 thread]")}
+        assert one_thread == {"F.conv2d [1 thread]", "dcn_det [1 thread]"}
+        scaling = [line for line in out.splitlines() if line.startswith("- thread scaling")]
+        assert len(scaling) == 2 * len(bench.DCN_QUICK_SHAPES), scaling
+        assert all(re.search(r"1 -> \d+ threads: \d+\.\d\dx fwd, \d+\.\d\dx fwd\+bwd$", line) for line in scaling)

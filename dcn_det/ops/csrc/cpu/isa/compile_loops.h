@@ -34,6 +34,7 @@ DCN_TARGET_PUSH(DCN_ISA_TARGET)
 #include "../deform_conv2d_loops.h"
 #include "../deform_psroi_pool_loops.h"
 #include "../deform_psroi_pool_grouped_loops.h"
+#include "../transpose_loops.h"
 
 #ifdef DCN_ISA_TARGET
 #ifdef __clang__
@@ -59,12 +60,19 @@ DeformPSRoIPoolLoops<T> pool_loops() {
           &psroi_forward_grouped<T>, &psroi_input_grad_grouped<T>, &psroi_offset_grad_grouped<T>};
 }
 
+template <int N>
+TransposeLoops transposes() {
+  return {&nchw_to_padded_nhwc<N>, &padded_nhwc_to_nchw<N>, &nhwc_to_nchw<N>};
+}
+
 }  // namespace
 }  // namespace DCN_CPU_ISA
 
 const LoopTables& DCN_CONCAT(loop_tables_, DCN_CPU_ISA)() {
   static const LoopTables tables{DCN_CPU_ISA::conv_loops<float>(), DCN_CPU_ISA::conv_loops<double>(),
-                                 DCN_CPU_ISA::pool_loops<float>(), DCN_CPU_ISA::pool_loops<double>()};
+                                 DCN_CPU_ISA::pool_loops<float>(), DCN_CPU_ISA::pool_loops<double>(),
+                                 DCN_CPU_ISA::transposes<2>(), DCN_CPU_ISA::transposes<4>(),
+                                 DCN_CPU_ISA::transposes<8>()};
   return tables;
 }
 

@@ -10,6 +10,7 @@
 // by the linker for baseline code; everything shared is included before the pragma.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -49,11 +50,19 @@ struct DeformPSRoIPoolLoops {
                               const T* offset, int64_t num_rois, T* grad_offset);
 };
 
+// The transposes of cpu/transpose_loops.h for one element size (typed in cpu/transpose.h).
+struct TransposeLoops {
+  void (*nchw_to_padded_nhwc)(const void* input, int64_t nb, int64_t c, int64_t h, int64_t w, void* padded);
+  void (*padded_nhwc_to_nchw)(const void* padded, int64_t nb, int64_t c, int64_t h, int64_t w, void* output);
+  void (*nhwc_to_nchw)(const void* rows, int64_t ld, int64_t nb, int64_t c, int64_t p, void* output);
+};
+
 struct LoopTables {
   DeformConv2dLoops<float> conv_float;
   DeformConv2dLoops<double> conv_double;
   DeformPSRoIPoolLoops<float> pool_float;
   DeformPSRoIPoolLoops<double> pool_double;
+  TransposeLoops transpose2, transpose4, transpose8;  // element sizes in bytes
 };
 
 // One per instruction set (loops_<isa>.cpp); the wider ones only where built (x86-64).
@@ -71,6 +80,12 @@ const DeformConv2dLoops<T>& deform_conv2d_loops() {
   } else {
     return selected_loop_tables().conv_double;
   }
+}
+
+// Transposes of `element_size`-byte elements: 2 (bfloat16, half), 4 or 8.
+inline const TransposeLoops& transpose_loops(size_t element_size) {
+  const LoopTables& tables = selected_loop_tables();
+  return element_size == 2 ? tables.transpose2 : element_size == 4 ? tables.transpose4 : tables.transpose8;
 }
 
 template <typename T>
