@@ -72,7 +72,12 @@ at::Tensor group_columns(const at::Tensor& columns, int64_t groups, int64_t gi) 
 // slow im2col path). Other dtypes, or oneDNN disabled: at::mm.
 at::Tensor columns_times_weight(const at::Tensor& columns_, const at::Tensor& wt, int64_t groups,
                                 const at::Tensor& bias) {
-  const at::Tensor columns = columns_.to(wt.scalar_type());
+  at::Tensor columns = columns_;
+  if (columns_.scalar_type() != wt.scalar_type()) {  // bfloat16 product: round into a kept buffer
+    columns = cpu::workspace(cpu::WorkspaceSlot::kColumnsLow, columns_.numel(), wt.options())
+                  .view(columns_.sizes())
+                  .copy_(columns_);
+  }
   const int64_t rows = columns.size(0), width = columns.size(1);
   const int64_t co = wt.size(0) * wt.size(1);
   const bool onednn_dtype = wt.scalar_type() == at::kFloat || wt.scalar_type() == at::kBFloat16;

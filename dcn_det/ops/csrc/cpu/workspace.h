@@ -20,7 +20,7 @@
 namespace dcn_det {
 namespace cpu {
 
-enum class WorkspaceSlot : int { kColumns = 0, kColumnTile, kColumnTileLow, kPaddedInput, kPaddedGrad, kCorners, kCount };
+enum class WorkspaceSlot : int { kColumns = 0, kColumnsLow, kColumnTile, kColumnTileLow, kPaddedInput, kPaddedGrad, kCorners, kCount };
 
 constexpr int64_t kMaxCachedBytes = int64_t(256) << 20;
 
