@@ -1,7 +1,7 @@
-"""The CPU deform_conv2d forward has two paths (csrc/cpu/deform_conv2d_kernel.cpp): fused
+"""The CPU deform_conv2d forward and backward have two paths (csrc/cpu/deform_conv2d_kernel.cpp): fused
 (one L2-sized tile of columns at a time, multiplied while in cache; small weights) and
 unfused (the whole column matrix, one product; large weights). The other tests' small
-shapes all take the fused one, so here each is forced in turn (test_hooks' conv_forward)
+shapes all take the fused one, so here each is forced in turn (test_hooks' conv_path)
 and checked against the float64 reference, on shapes with many tiles and partial tiles;
 and the CPU loops, which run on several threads, give the same results on one.
 """
@@ -38,7 +38,7 @@ TILED_CASES = [
 def test_each_forward_path_matches_the_reference(case, path):
     seed = 300 + (REF_CASES + WIDE_CASES + TILED_CASES).index(case)
     tensors = make_inputs(case, seed)
-    with test_hooks(conv_forward=path):
+    with test_hooks(conv_path=path):
         out, grads = run_with_grads(deform_conv2d, tensors, seed, **conv_kwargs(case))
     ref_out, ref_grads = run_with_grads(deform_conv2d_ref, tensors, seed, **conv_kwargs(case))
     torch.testing.assert_close(out, ref_out, rtol=1e-9, atol=1e-9)
@@ -54,7 +54,7 @@ def test_bfloat16_forward_multiplies_in_bfloat16_within_its_rounding(case, path)
     (which would be ~10x closer: the columns were not rounded)."""
     seed = 400 + TILED_CASES.index(case)
     x, offset, weight, bias, mask = make_inputs(case, seed, dtype=torch.bfloat16)
-    with test_hooks(conv_forward=path):
+    with test_hooks(conv_path=path):
         out = deform_conv2d(x, offset, weight, bias, mask=mask, **conv_kwargs(case))
         float_out = deform_conv2d(*(None if t is None else t.float() for t in (x, offset, weight, bias)),
                                   mask=None if mask is None else mask.float(), **conv_kwargs(case))
@@ -81,20 +81,20 @@ def test_each_instruction_set_on_shapes_with_whole_transpose_tiles(path, isa):
         pytest.skip(f"{isa}: not built or not supported by this CPU")
     case = TILED_CASES[0]
     tensors = make_inputs(case, 77)
-    with forced_cpu_isa(isa), test_hooks(conv_forward=path):
+    with forced_cpu_isa(isa), test_hooks(conv_path=path):
         out, grads = run_with_grads(deform_conv2d, tensors, 78, **conv_kwargs(case))
     ref_out, ref_grads = run_with_grads(deform_conv2d_ref, tensors, 78, **conv_kwargs(case))
     torch.testing.assert_close(out, ref_out, rtol=1e-9, atol=1e-9)
     assert_grads_close(grads, ref_grads, rtol=1e-9, atol=1e-9)
     x32 = [None if t is None else t.float() for t in tensors]
-    with forced_cpu_isa(isa), test_hooks(conv_forward=path):
+    with forced_cpu_isa(isa), test_hooks(conv_path=path):
         out32 = deform_conv2d(x32[0], x32[1], x32[2], x32[3], mask=x32[4], **conv_kwargs(case))
     torch.testing.assert_close(out32.double(), ref_out, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_each_forward_path_on_random_calls(path):
-    with test_hooks(conv_forward=path):
+    with test_hooks(conv_path=path):
         outcomes = fuzz(300, seed=5000 + PATHS.index(path), ops=("deform_conv2d",))
     failures = [o.detail for o in outcomes if o.kind == "FAIL"]
     assert not failures, f"{path}: {len(failures)} of {len(outcomes)} calls failed, e.g.:\n" + "\n".join(failures[:10])
@@ -102,12 +102,12 @@ def test_each_forward_path_on_random_calls(path):
     assert kinds["match"] > 0.4 * len(outcomes), kinds
 
 
-def test_conv_forward_hook_rejects_unknown_paths_and_restores_the_previous_one():
+def test_conv_path_hook_rejects_unknown_paths_and_restores_the_previous_one():
     before = _C._get_test_hooks()
-    with pytest.raises(ValueError, match="conv_forward"):
-        with test_hooks(conv_forward="tiled"):
+    with pytest.raises(ValueError, match="conv_path"):
+        with test_hooks(conv_path="tiled"):
             pass
-    with test_hooks(conv_forward="unfused"):
+    with test_hooks(conv_path="unfused"):
         assert _C._get_test_hooks()[2] == 2
     assert _C._get_test_hooks() == before
 
@@ -135,7 +135,7 @@ def test_one_thread_and_several_give_the_same_results(path):
     the sampled values, the input/offset/mask gradients and the pooling results do not
     depend on the thread count (the products inside BLAS may round differently)."""
     case = TILED_CASES[0]
-    with test_hooks(conv_forward=path):
+    with test_hooks(conv_path=path):
         many = _conv_results(case, 7), _pool_results(8)
         previous = torch.get_num_threads()
         torch.set_num_threads(1)

@@ -12,31 +12,31 @@
 
 namespace {
 
-// _set_test_hooks(host_device_path: bool, column_budget: int, conv_forward: int)
-// -> (bool, int, int), the previous values. conv_forward: 0 auto, 1 fused, 2 unfused.
+// _set_test_hooks(host_device_path: bool, column_budget: int, conv_path: int)
+// -> (bool, int, int), the previous values. conv_path: 0 auto, 1 fused, 2 unfused.
 PyObject* set_test_hooks(PyObject*, PyObject* args) {
-  int host_device_path = 0, conv_forward = 0;
+  int host_device_path = 0, conv_path = 0;
   long long column_budget = 0;
-  if (!PyArg_ParseTuple(args, "pLi:_set_test_hooks", &host_device_path, &column_budget, &conv_forward)) {
+  if (!PyArg_ParseTuple(args, "pLi:_set_test_hooks", &host_device_path, &column_budget, &conv_path)) {
     return nullptr;
   }
-  if (conv_forward < 0 || conv_forward > 2) {
-    PyErr_Format(PyExc_ValueError, "_set_test_hooks: conv_forward must be 0, 1 or 2, got %d", conv_forward);
+  if (conv_path < 0 || conv_path > 2) {
+    PyErr_Format(PyExc_ValueError, "_set_test_hooks: conv_path must be 0, 1 or 2, got %d", conv_path);
     return nullptr;
   }
   const bool previous_path = dcn_det::host_device_path_enabled();
   const long long previous_budget = dcn_det::column_budget_override();
-  const int previous_forward = static_cast<int>(dcn_det::conv_forward_path_override());
+  const int previous_conv_path = static_cast<int>(dcn_det::conv_path_override());
   dcn_det::set_test_hooks(host_device_path != 0, column_budget,
-                          static_cast<dcn_det::ConvForwardPath>(conv_forward));
-  return Py_BuildValue("(OLi)", previous_path ? Py_True : Py_False, previous_budget, previous_forward);
+                          static_cast<dcn_det::ConvPath>(conv_path));
+  return Py_BuildValue("(OLi)", previous_path ? Py_True : Py_False, previous_budget, previous_conv_path);
 }
 
-// _get_test_hooks() -> (host_device_path, column_budget, conv_forward)
+// _get_test_hooks() -> (host_device_path, column_budget, conv_path)
 PyObject* get_test_hooks(PyObject*, PyObject*) {
   return Py_BuildValue("(OLi)", dcn_det::host_device_path_enabled() ? Py_True : Py_False,
                        static_cast<long long>(dcn_det::column_budget_override()),
-                       static_cast<int>(dcn_det::conv_forward_path_override()));
+                       static_cast<int>(dcn_det::conv_path_override()));
 }
 
 // _device_path_calls() -> int: operator calls that took the host device path.
@@ -95,9 +95,9 @@ PyMethodDef methods[] = {
     {"_device_path_calls", device_path_calls, METH_NOARGS,
      "_device_path_calls() -> number of operator calls that took the host device path. Test suite only."},
     {"_get_test_hooks", get_test_hooks, METH_NOARGS,
-     "_get_test_hooks() -> (host_device_path, column_budget, conv_forward). Test suite only."},
+     "_get_test_hooks() -> (host_device_path, column_budget, conv_path). Test suite only."},
     {"_set_test_hooks", set_test_hooks, METH_VARARGS,
-     "_set_test_hooks(host_device_path, column_budget, conv_forward) -> the previous three. "
+     "_set_test_hooks(host_device_path, column_budget, conv_path) -> the previous three. "
      "Test suite only: see dcn_det/ops/_device_path.py."},
     {nullptr, nullptr, 0, nullptr}};
 

@@ -6,6 +6,7 @@
 //   backward: columns again -> grad W' += grad_output @ columns
 //             -> grad_columns = grad_output^T @ W' (into the same buffer)
 //             -> grad offset/mask (per sample) -> grad input (col2im, per channel block)
+//             (small weights: the first four fused per tile too; see backward_chunk)
 // where W' is the weight with taps before channels ([Co, K, C/groups] per group) so
 // that one output pixel's column row matches it. The output GEMM yields NHWC,
 // copied to the NCHW result. The products are large single calls (oneDNN 1x1
@@ -134,9 +135,9 @@ void forward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& input, cons
 constexpr int64_t kColumnTileBytes = int64_t(256) << 10;
 constexpr int64_t kFusedWeightBytes = int64_t(1) << 20;
 
-bool use_fused_forward(const ChannelsLastGeometry& cl, int64_t out_channels, int64_t itemsize) {
-  const ConvForwardPath forced = conv_forward_path_override();
-  if (forced != ConvForwardPath::kAuto) return forced == ConvForwardPath::kFused;
+bool use_fused_path(const ChannelsLastGeometry& cl, int64_t out_channels, int64_t itemsize) {
+  const ConvPath forced = conv_path_override();
+  if (forced != ConvPath::kAuto) return forced == ConvPath::kFused;
   const int64_t group_weight = (out_channels / cl.groups) * (cl.row_length() / cl.groups) * itemsize;
   return group_weight <= kFusedWeightBytes;
 }
@@ -205,7 +206,7 @@ at::Tensor forward_kernel(const at::Tensor& input_, const at::Tensor& offset_, c
   const at::Tensor bias = bias_.has_value() ? bias_->to(product_type).contiguous() : at::Tensor();
   const int64_t chunk = deform_conv2d_chunk_size(cl.g, n);
   AT_DISPATCH_FLOATING_TYPES(ctype, "dcn_det::deform_conv2d", [&] {
-    const bool fused = use_fused_forward(cl, co, at::elementSize(product_type));
+    const bool fused = use_fused_path(cl, co, at::elementSize(product_type));
     for (int64_t b0 = 0; b0 < n; b0 += chunk) {
       const int64_t nb = std::min(chunk, n - b0);
       if (fused) {
@@ -222,46 +223,81 @@ struct BackwardBuffers {
   at::Tensor grad_input, grad_offset, grad_mask, grad_wt;
 };
 
+// The backward of one chunk: grad W' += grad_output @ columns, grad_columns =
+// grad_output^T @ W', then per sample the offset/mask gradient (coordinate_grad) and
+// finally the input gradient (col2im over the whole grad_columns matrix). Fused (small
+// weights, as the forward): the first three run tile by tile while the tile of columns
+// is in cache, each thread summing its own grad W' (added in thread order at the end);
+// grad_columns still goes to the whole matrix, which col2im needs complete.
 template <typename T>
 void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_output, const at::Tensor& input,
                     const at::Tensor& offset, const at::Tensor& mask, const at::Tensor& wt, int64_t b0,
-                    int64_t nb, BackwardBuffers& out) {
+                    int64_t nb, bool fused, BackwardBuffers& out) {
   const DeformConv2dGeometry& g = cl.g;
   const int64_t P = g.out_pixels(), groups = cl.groups, co = grad_output.size(1), cog = co / groups;
+  const int64_t row = cl.row_length();
   const at::Tensor padded = pad_channels_last(input.narrow(0, b0, nb), cpu::WorkspaceSlot::kPaddedInput);
+  const T* padded_ptr = padded.const_data_ptr<T>();
   const T* offset_ptr = offset.const_data_ptr<T>() + b0 * offset.size(1) * P;
   const T* mask_ptr = g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr;
-  at::Tensor columns = cpu::workspace(cpu::WorkspaceSlot::kColumns, nb * P * cl.row_length(), input.options())
-                           .view({nb * P, cl.row_length()});
-  cpu::deform_conv2d_loops<T>().im2col(cl, padded.const_data_ptr<T>(), offset_ptr, mask_ptr, nb,
-                               columns.mutable_data_ptr<T>());
-
-  // grad_output of the chunk as [Co, nb*P] (a view when nb == 1).
-  const at::Tensor go = grad_output.narrow(0, b0, nb).view({nb, co, P}).transpose(0, 1).reshape({co, nb * P});
-  for (int64_t gi = 0; gi < groups; ++gi) {
-    out.grad_wt[gi].addmm_(go.narrow(0, gi * cog, cog), group_columns(columns, groups, gi));
-  }
-  // The columns are no longer needed: grad_columns [nb*P, K*C] takes their place.
-  at::Tensor& grad_columns = columns;
-  for (int64_t gi = 0; gi < groups; ++gi) {
-    at::Tensor dst = group_columns(grad_columns, groups, gi);
-    at::mm_out(dst, go.narrow(0, gi * cog, cog).t(), wt[gi]);
-  }
-
+  T* grad_offset_ptr = out.grad_offset.mutable_data_ptr<T>() + b0 * offset.size(1) * P;
+  T* grad_mask_ptr = g.use_mask ? out.grad_mask.mutable_data_ptr<T>() + b0 * g.samples_per_image() : nullptr;
+  at::Tensor grad_columns = cpu::workspace(cpu::WorkspaceSlot::kColumns, nb * P * row, input.options())
+                                .view({nb * P, row});
   const int64_t corner_bytes = nb * g.samples_per_image() * static_cast<int64_t>(sizeof(PaddedCorners<T>));
   auto* corners = reinterpret_cast<PaddedCorners<T>*>(
       cpu::workspace(cpu::WorkspaceSlot::kCorners, corner_bytes, input.options().dtype(at::kByte)).data_ptr());
-  cpu::deform_conv2d_loops<T>().coordinate_grad(
-      cl, padded.const_data_ptr<T>(), offset_ptr, mask_ptr, grad_columns.const_data_ptr<T>(), nb,
-      out.grad_offset.mutable_data_ptr<T>() + b0 * offset.size(1) * P,
-      g.use_mask ? out.grad_mask.mutable_data_ptr<T>() + b0 * g.samples_per_image() : nullptr,
-      corners);
+  const auto& loops = cpu::deform_conv2d_loops<T>();
+
+  if (fused) {
+    const int64_t tile = std::min(P, std::max<int64_t>(16, kColumnTileBytes / (row * static_cast<int64_t>(sizeof(T)))));
+    const int64_t tiles = (P + tile - 1) / tile;
+    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), nb * tiles));
+    const at::Tensor partial = at::zeros({threads, groups, cog, row / groups}, out.grad_wt.options());
+    const at::Tensor go_images = grad_output.narrow(0, b0, nb).view({nb, co, P});
+    at::parallel_for(0, nb * tiles, 1, [&](int64_t begin, int64_t end) {
+      at::AutoDispatchBelowADInplaceOrView below_autograd;  // see forward_chunk_fused
+      const at::Tensor mine = partial[at::get_thread_num()];
+      const at::Tensor buffer =
+          cpu::workspace(cpu::WorkspaceSlot::kColumnTile, tile * row, input.options()).view({tile, row});
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / tiles, p0 = (t - b * tiles) * tile, len = std::min(tile, P - p0);
+        const int64_t r0 = b * P + p0;
+        loops.im2col_rows(cl, padded_ptr, offset_ptr, mask_ptr, r0, r0 + len, buffer.data_ptr<T>());
+        const at::Tensor columns = buffer.narrow(0, 0, len);
+        const at::Tensor go = go_images[b].narrow(1, p0, len);  // [Co, len], row stride P
+        const at::Tensor grad_tile = grad_columns.narrow(0, r0, len);
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          const at::Tensor go_g = go.narrow(0, gi * cog, cog);
+          mine[gi].addmm_(go_g, group_columns(columns, groups, gi));
+          at::Tensor dst = group_columns(grad_tile, groups, gi);
+          at::mm_out(dst, go_g.t(), wt[gi]);
+        }
+        loops.coordinate_grad_rows(cl, padded_ptr, offset_ptr, mask_ptr, grad_tile.const_data_ptr<T>(), r0,
+                                   r0 + len, grad_offset_ptr, grad_mask_ptr, corners);
+      }
+    });
+    out.grad_wt.add_(partial.sum(0));
+  } else {
+    at::Tensor& columns = grad_columns;  // the columns first, then their gradient in place
+    loops.im2col(cl, padded_ptr, offset_ptr, mask_ptr, nb, columns.mutable_data_ptr<T>());
+    // grad_output of the chunk as [Co, nb*P] (a view when nb == 1).
+    const at::Tensor go = grad_output.narrow(0, b0, nb).view({nb, co, P}).transpose(0, 1).reshape({co, nb * P});
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      out.grad_wt[gi].addmm_(go.narrow(0, gi * cog, cog), group_columns(columns, groups, gi));
+    }
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      at::Tensor dst = group_columns(grad_columns, groups, gi);
+      at::mm_out(dst, go.narrow(0, gi * cog, cog).t(), wt[gi]);
+    }
+    loops.coordinate_grad(cl, padded_ptr, offset_ptr, mask_ptr, grad_columns.const_data_ptr<T>(), nb,
+                          grad_offset_ptr, grad_mask_ptr, corners);
+  }
 
   at::Tensor grad_padded = cpu::workspace(cpu::WorkspaceSlot::kPaddedGrad, padded.numel(), input.options())
                                .view(padded.sizes())
                                .zero_();
-  cpu::deform_conv2d_loops<T>().col2im(cl, grad_columns.const_data_ptr<T>(), corners, nb,
-                               grad_padded.mutable_data_ptr<T>());
+  loops.col2im(cl, grad_columns.const_data_ptr<T>(), corners, nb, grad_padded.mutable_data_ptr<T>());
   cpu::padded_nhwc_to_nchw(grad_padded.const_data_ptr<T>(), nb, g.channels, g.height, g.width,
                            out.grad_input.mutable_data_ptr<T>() + b0 * g.channels * g.plane());
 }
@@ -289,9 +325,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   out.grad_wt = at::zeros_like(wt);
   const int64_t chunk = deform_conv2d_chunk_size(cl.g, n);
   AT_DISPATCH_FLOATING_TYPES(ctype, "dcn_det::_deform_conv2d_backward", [&] {
+    const bool fused = use_fused_path(cl, in.weight.size(0), sizeof(scalar_t));
     for (int64_t b0 = 0; b0 < n; b0 += chunk) {
       backward_chunk<scalar_t>(cl, grad_output, in.input, in.offset, in.mask, wt, b0,
-                               std::min(chunk, n - b0), out);
+                               std::min(chunk, n - b0), fused, out);
     }
   });
   const auto& w = in.weight;

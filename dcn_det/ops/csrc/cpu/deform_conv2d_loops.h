@@ -58,56 +58,66 @@ void im2col_channels_last(const ChannelsLastGeometry& cl, const T* padded_input,
 
 // Backward, offset and mask: for every sample, the 4 dot products of its
 // grad_columns run with its 4 corner runs give d loss / d (y, x, mask).
-// Also records the sample's corners for col2im_channels_last.
+// Also records the sample's corners for col2im_channels_last. Rows [r0, r1) only,
+// serially; row r of grad_columns is at grad_columns + (r - r0) * row_length.
 template <typename T>
-void coordinate_grad_channels_last(const ChannelsLastGeometry& cl, const T* padded_input,
-                                   const T* offset, const T* mask, const T* grad_columns, int64_t nb,
-                                   T* grad_offset, T* grad_mask, PaddedCorners<T>* corners) {
+void coordinate_grad_rows(const ChannelsLastGeometry& cl, const T* padded_input, const T* offset, const T* mask,
+                          const T* grad_columns, int64_t r0, int64_t r1, T* grad_offset, T* grad_mask,
+                          PaddedCorners<T>* corners) {
   const DeformConv2dGeometry& g = cl.g;
   const int64_t P = g.out_pixels(), K = g.taps(), G = g.offset_groups;
   const int64_t cpg = g.channels_per_offset_group(), run = cl.run_length();
   int64_t corner[4];
   cl.corner_offsets(corner);
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(cl.row_length(), 1));
-  at::parallel_for(0, nb * P, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / P, p = r - b * P;
-      const T* image = padded_input + b * cl.padded_image();
-      const T* grad_row = grad_columns + r * cl.row_length();
-      for (int64_t og = 0; og < G; ++og) {
-        for (int64_t k = 0; k < K; ++k) {
-          T y, x, w[4] = {}, wy[4] = {}, wx[4] = {};
-          deform_conv2d_sampling_point(g, offset, b, og, k, p, y, x);
-          const int64_t base = padded_bilinear<T>(cl, y, x, w, wy, wx);
-          const int64_t s = ((b * G + og) * K + k) * P + p;
-          const T m = g.use_mask ? mask[s] : T(1);
-          T* go = grad_offset + (b * 2 * G * K + 2 * (og * K + k)) * P + p;
-          PaddedCorners<T>& out = corners[(r * G + og) * K + k];
-          out.base = base;
-          if (base < 0) {
-            go[0] = go[P] = T(0);
-            if (g.use_mask) grad_mask[s] = T(0);
-            continue;
-          }
-          T dot[4] = {T(0), T(0), T(0), T(0)};
-          for (int64_t c0 = og * cpg; c0 < (og + 1) * cpg; c0 += run) {
-            const T* src = image + base + c0;
-            dot_products4(grad_row + cl.column(c0, k), src + corner[0], src + corner[1],
-                          src + corner[2], src + corner[3], run, dot);
-          }
-          T gy = T(0), gx = T(0), gm = T(0);
-          for (int j = 0; j < 4; ++j) {
-            gm += w[j] * dot[j];
-            gy += wy[j] * dot[j];
-            gx += wx[j] * dot[j];
-            out.weight[j] = w[j] * m;
-          }
-          go[0] = gy * m;
-          go[P] = gx * m;
-          if (g.use_mask) grad_mask[s] = gm;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / P, p = r - b * P;
+    const T* image = padded_input + b * cl.padded_image();
+    const T* grad_row = grad_columns + (r - r0) * cl.row_length();
+    for (int64_t og = 0; og < G; ++og) {
+      for (int64_t k = 0; k < K; ++k) {
+        T y, x, w[4] = {}, wy[4] = {}, wx[4] = {};
+        deform_conv2d_sampling_point(g, offset, b, og, k, p, y, x);
+        const int64_t base = padded_bilinear<T>(cl, y, x, w, wy, wx);
+        const int64_t s = ((b * G + og) * K + k) * P + p;
+        const T m = g.use_mask ? mask[s] : T(1);
+        T* go = grad_offset + (b * 2 * G * K + 2 * (og * K + k)) * P + p;
+        PaddedCorners<T>& out = corners[(r * G + og) * K + k];
+        out.base = base;
+        if (base < 0) {
+          go[0] = go[P] = T(0);
+          if (g.use_mask) grad_mask[s] = T(0);
+          continue;
         }
+        T dot[4] = {T(0), T(0), T(0), T(0)};
+        for (int64_t c0 = og * cpg; c0 < (og + 1) * cpg; c0 += run) {
+          const T* src = image + base + c0;
+          dot_products4(grad_row + cl.column(c0, k), src + corner[0], src + corner[1], src + corner[2],
+                        src + corner[3], run, dot);
+        }
+        T gy = T(0), gx = T(0), gm = T(0);
+        for (int j = 0; j < 4; ++j) {
+          gm += w[j] * dot[j];
+          gy += wy[j] * dot[j];
+          gx += wx[j] * dot[j];
+          out.weight[j] = w[j] * m;
+        }
+        go[0] = gy * m;
+        go[P] = gx * m;
+        if (g.use_mask) grad_mask[s] = gm;
       }
     }
+  }
+}
+
+// All nb*P rows, in parallel.
+template <typename T>
+void coordinate_grad_channels_last(const ChannelsLastGeometry& cl, const T* padded_input,
+                                   const T* offset, const T* mask, const T* grad_columns, int64_t nb,
+                                   T* grad_offset, T* grad_mask, PaddedCorners<T>* corners) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(cl.row_length(), 1));
+  at::parallel_for(0, nb * cl.g.out_pixels(), grain, [&](int64_t begin, int64_t end) {
+    coordinate_grad_rows(cl, padded_input, offset, mask, grad_columns + begin * cl.row_length(), begin, end,
+                         grad_offset, grad_mask, corners);
   });
 }
 

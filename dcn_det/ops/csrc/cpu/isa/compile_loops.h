@@ -51,7 +51,8 @@ namespace {
 
 template <typename T>
 DeformConv2dLoops<T> conv_loops() {
-  return {&im2col_channels_last<T>, &im2col_rows<T>, &coordinate_grad_channels_last<T>, &col2im_channels_last<T>};
+  return {&im2col_channels_last<T>, &im2col_rows<T>, &coordinate_grad_channels_last<T>, &coordinate_grad_rows<T>,
+          &col2im_channels_last<T>};
 }
 
 template <typename T>

@@ -31,6 +31,10 @@ struct DeformConv2dLoops {
   void (*coordinate_grad)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask,
                           const T* grad_columns, int64_t nb, T* grad_offset, T* grad_mask,
                           PaddedCorners<T>* corners);
+  // Rows [r0, r1) only, serially; grad_columns points at row r0 (the fused backward's tile).
+  void (*coordinate_grad_rows)(const ChannelsLastGeometry&, const T* padded_input, const T* offset, const T* mask,
+                               const T* grad_columns, int64_t r0, int64_t r1, T* grad_offset, T* grad_mask,
+                               PaddedCorners<T>* corners);
   void (*col2im)(const ChannelsLastGeometry&, const T* grad_columns, const PaddedCorners<T>* corners, int64_t nb,
                  T* grad_padded_input);
 };
