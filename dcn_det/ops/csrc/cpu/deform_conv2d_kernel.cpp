@@ -142,6 +142,12 @@ bool use_fused_path(const ChannelsLastGeometry& cl, int64_t out_channels, int64_
   return group_weight <= kFusedWeightBytes;
 }
 
+// Rows of columns per tile: kColumnTileBytes of them, at least 16, at most one image.
+int64_t column_tile_rows(const ChannelsLastGeometry& cl, int64_t itemsize) {
+  const int64_t rows = kColumnTileBytes / (cl.row_length() * itemsize);
+  return std::min(cl.g.out_pixels(), std::max<int64_t>(16, rows));
+}
+
 template <typename T>
 void forward_chunk_fused(const ChannelsLastGeometry& cl, const at::Tensor& input, const at::Tensor& offset,
                          const at::Tensor& mask, const at::Tensor& wt, const at::Tensor& bias, int64_t b0,
@@ -149,7 +155,7 @@ void forward_chunk_fused(const ChannelsLastGeometry& cl, const at::Tensor& input
   const DeformConv2dGeometry& g = cl.g;
   const int64_t P = g.out_pixels(), groups = cl.groups, cog = wt.size(1), row = cl.row_length();
   const at::Tensor padded = pad_channels_last(input.narrow(0, b0, nb), cpu::WorkspaceSlot::kPaddedInput);
-  const int64_t tile = std::min(P, std::max<int64_t>(16, kColumnTileBytes / (row * static_cast<int64_t>(sizeof(T)))));
+  const int64_t tile = column_tile_rows(cl, sizeof(T));
   const int64_t tiles = (P + tile - 1) / tile;
   const T* padded_ptr = padded.const_data_ptr<T>();
   const T* offset_ptr = offset.const_data_ptr<T>() + b0 * offset.size(1) * P;
@@ -250,7 +256,7 @@ void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_outpu
   const auto& loops = cpu::deform_conv2d_loops<T>();
 
   if (fused) {
-    const int64_t tile = std::min(P, std::max<int64_t>(16, kColumnTileBytes / (row * static_cast<int64_t>(sizeof(T)))));
+    const int64_t tile = column_tile_rows(cl, sizeof(T));
     const int64_t tiles = (P + tile - 1) / tile;
     const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), nb * tiles));
     const at::Tensor partial = at::zeros({threads, groups, cog, row / groups}, out.grad_wt.options());
