@@ -14,7 +14,9 @@
 // contiguous channel runs.
 //
 // Deterministic: no atomics; col2im gives each input-gradient element one writer
-// and a fixed summation order (see col2im_channels_last).
+// and a fixed summation order (see col2im_channels_last); the fused backward's
+// per-thread weight-gradient sums are added in thread order (OpenMP's static split of
+// the tiles: the same for the same thread count, as in the BLAS products).
 //
 // The device (CUDA) algorithm is the NCHW element-per-thread one of
 // common/deform_conv2d_driver.h; this kernel shares its validation, operand
