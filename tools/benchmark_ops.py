@@ -129,6 +129,26 @@ def time_ms(step: Callable[[], None], device: str, warmup: int, repeats: int) ->
     return statistics.median(times), times
 
 
+def time_interleaved(steps: Dict[str, Callable[[], None]], device: str, warmup: int,
+                     repeats: int) -> Dict[str, Tuple[float, List[float]]]:
+    """``time_ms`` for several steps taken in turn (one run of each per round), so that
+    a change of load on the machine during the measurement hits all of them alike: their
+    ratios, not only their medians, are what the model group reports."""
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    _sync(device)
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for _ in range(max(1, repeats)):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: (statistics.median(runs), runs) for name, runs in times.items()}
+
+
 def _spread(times: Sequence[float]) -> str:
     # Shown in the progress lines only: a wide spread means a noisy (busy) machine.
     return f" (min {_fmt_ms(min(times))}, max {_fmt_ms(max(times))}, {len(times)} runs)" if len(times) > 1 else ""
@@ -521,7 +541,9 @@ def _unit_modulation(model: torch.nn.Module) -> None:
 def bench_model(settings: Settings) -> Iterator[Row]:
     """fwd = inference of the model (eval mode); fwd+bwd = one training iteration
     (train mode: losses, then backward; no optimizer step). Backbone rows: forward of
-    ResNet+FPN, and forward + backward of the sum of its outputs."""
+    ResNet+FPN, and forward + backward of the sum of its outputs. A family's models are
+    timed in turn, one call each per round (time_interleaved): timed one model after the
+    other, a change of load between them moved a ratio by up to 0.2."""
     group = "model"
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
     size = MODEL_QUICK_IMAGE if settings.quick else MODEL_IMAGE
@@ -542,9 +564,9 @@ def bench_model(settings: Settings) -> Iterator[Row]:
             case = f"{family}, {image}"
             # The backbone alone: where the models differ (FPN family only).
             backbone_case = f"{family.split()[-1]} backbone only, {image}"
+            models = {}
             shared = None  # the anchor's weights
             for impl, config, anchor in members:
-                label = f"[{group} {device}] {impl}"
                 opts = ["MODEL.DEVICE", device, "MODEL.WEIGHTS", ""]
                 torch.manual_seed(settings.seed)
                 model = build_model(build_cfg(os.path.join(root, config), opts))
@@ -557,53 +579,57 @@ def bench_model(settings: Settings) -> Iterator[Row]:
                     assert not unexpected and all("offset" in k or "mask_fc" in k for k in missing), (
                         missing, unexpected)
                 _unit_modulation(model)
+                models[impl] = model
+            images = next(iter(models.values())).preprocess_image(batch).tensor
 
-                def inference() -> None:
-                    model.eval()
-                    with torch.no_grad():
-                        model(batch)
+            def inference(model) -> None:
+                model.eval()
+                with torch.no_grad():
+                    model(batch)
 
-                def training_iteration() -> None:
-                    model.train()
-                    model.zero_grad(set_to_none=True)
-                    with EventStorage():  # the training losses log into one
-                        sum(model(batch).values()).backward()
+            def training_iteration(model) -> None:
+                model.train()
+                model.zero_grad(set_to_none=True)
+                with EventStorage():  # the training losses log into one
+                    sum(model(batch).values()).backward()
 
-                images = model.preprocess_image(batch).tensor
+            def backbone_forward(model) -> None:
+                with torch.no_grad():
+                    model.backbone(images)
 
-                def backbone_forward() -> None:
-                    with torch.no_grad():
-                        model.backbone(images)
+            def backbone_training(model) -> None:
+                model.zero_grad(set_to_none=True)
+                sum(f.sum() for f in model.backbone(images).values()).backward()
 
-                def backbone_training() -> None:
-                    model.zero_grad(set_to_none=True)
-                    sum(f.sum() for f in model.backbone(images).values()).backward()
-
-                cases = [(case, (inference, training_iteration))]
-                if backbone_rows:
-                    cases.append((backbone_case, (backbone_forward, backbone_training)))
-                for row_case, steps in cases:
-                    times = {}
-                    for name, step in zip(("fwd", "fwd+bwd"), steps):
-                        progress(f"  {label} {row_case} {name} ...")
-                        times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
-                        progress(f"  {label} {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
-                    yield Row(group, row_case, impl, device, "float32", times["fwd"], times["fwd+bwd"], anchor=anchor)
-                if device == "cpu" and backbone_rows:
-                    # The backbone under bfloat16 autocast (bf16 storage, f32 accumulation in our
-                    # kernels; oneDNN's bf16 convs): is it faster than float32 on this CPU?
-                    times = {}
-                    for name, step in zip(("fwd", "fwd+bwd"), (backbone_forward, backbone_training)):
-                        with torch.autocast("cpu", dtype=torch.bfloat16):
-                            times[name], runs = time_ms(step, device, settings.warmup[device], settings.repeats[device])
-                        progress(f"  {label} bf16 autocast {name}: median {_fmt_ms(times[name])} ms{_spread(runs)}")
-                    yield Row(group, backbone_case, impl, device, "bf16 autocast", times["fwd"], times["fwd+bwd"],
-                              anchor=anchor)
+            # Every measurement takes the family's models in turn (time_interleaved).
+            measurements = [(case, "float32", "fwd", inference), (case, "float32", "fwd+bwd", training_iteration)]
+            if backbone_rows:
+                measurements += [(backbone_case, "float32", "fwd", backbone_forward),
+                                 (backbone_case, "float32", "fwd+bwd", backbone_training)]
+                if device == "cpu":
+                    # The backbone under bfloat16 autocast (bf16 products in our forward,
+                    # oneDNN's bf16 convs): is it faster than float32 on this CPU?
+                    measurements += [(backbone_case, "bf16 autocast", "fwd", backbone_forward),
+                                     (backbone_case, "bf16 autocast", "fwd+bwd", backbone_training)]
+            results = {}
+            for row_case, dtype, name, step in measurements:
+                progress(f"  [{group} {device}] {family} {row_case.split(',')[0]} {dtype} {name}: "
+                         f"{len(models)} models in turn ...")
+                steps = {impl: (lambda model=model, step=step: step(model)) for impl, model in models.items()}
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16 autocast"):
+                    timed = time_interleaved(steps, device, settings.warmup[device], settings.repeats[device])
+                for impl, (median, runs) in timed.items():
+                    progress(f"    {impl}: median {_fmt_ms(median)} ms{_spread(runs)}")
+                    results[(row_case, dtype, impl, name)] = median
+            for impl, _, anchor in members:
+                for row_case, dtype in dict.fromkeys((c, d) for c, d, _, _ in measurements):
+                    yield Row(group, row_case, impl, device, dtype, results[(row_case, dtype, impl, "fwd")],
+                              results[(row_case, dtype, impl, "fwd+bwd")], anchor=anchor)
                 if (device == "cpu" and backbone_rows and settings.onnxruntime
                         and (not settings.quick or impl == members[-1][0])):
-                    yield from onnxruntime_rows(group, {"detector": case, "backbone": backbone_case}, impl, model,
-                                                batch[0]["image"], settings)
-                del model
+                    yield from onnxruntime_rows(group, {"detector": case, "backbone": backbone_case}, impl,
+                                                models[impl], batch[0]["image"], settings)
+            del models
 
 
 def onnxruntime_rows(group: str, cases: Dict[str, str], impl: str, model, image: torch.Tensor,
