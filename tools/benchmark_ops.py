@@ -116,22 +116,12 @@ def time_ms(step: Callable[[], None], device: str, warmup: int, repeats: int) ->
     discards outliers from other load on the machine; warm-up runs absorb one-off
     costs (allocator growth, cuDNN algorithm search, lazy initialisation).
     """
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(max(1, repeats)):
-        _sync(device)
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), times
+    return time_interleaved({"step": step}, device, warmup, repeats)["step"]
 
 
 def time_interleaved(steps: Dict[str, Callable[[], None]], device: str, warmup: int,
                      repeats: int) -> Dict[str, Tuple[float, List[float]]]:
-    """``time_ms`` for several steps taken in turn (one run of each per round), so that
+    """``time_ms`` of several steps taken in turn (one run of each per round), so that
     a change of load on the machine during the measurement hits all of them alike: their
     ratios, not only their medians, are what the model group reports."""
     for _ in range(warmup):

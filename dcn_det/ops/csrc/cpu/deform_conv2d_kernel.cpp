@@ -25,12 +25,11 @@
 // device_path.h), registered below behind the test suite's switch.
 #include <torch/library.h>
 
-
 #include "../common/deform_conv2d_driver.h"
+#include "../test_hooks.h"
 #include "deform_conv2d_channels_last.h"
 #include "device_path.h"
 #include "isa/loop_tables.h"
-#include "../test_hooks.h"
 #include "transpose.h"
 #include "workspace.h"
 
@@ -143,12 +142,9 @@ int64_t column_tile_rows(const ChannelsLastGeometry& cl, int64_t itemsize) {
   return std::min(cl.g.out_pixels(), std::max<int64_t>(16, rows));
 }
 
-// itemsize: of the products' operands (the weight's dtype).
-bool use_fused_path(const ChannelsLastGeometry& cl, int64_t out_channels, int64_t itemsize) {
-  const ConvPath forced = conv_path_override();
-  if (forced != ConvPath::kAuto) return forced == ConvPath::kFused;
-  const int64_t group_weight = (out_channels / cl.groups) * (cl.row_length() / cl.groups) * itemsize;
-  return group_weight <= kFusedWeightBytes;
+int64_t column_tiles_per_image(const ChannelsLastGeometry& cl, int64_t itemsize) {
+  const int64_t tile = column_tile_rows(cl, itemsize);
+  return (cl.g.out_pixels() + tile - 1) / tile;
 }
 
 // The forward is also fused, whatever the weight, when a chunk is only a few tiles (small
@@ -160,12 +156,36 @@ bool use_fused_path(const ChannelsLastGeometry& cl, int64_t out_channels, int64_
 // backward: fused 2.46x, unfused 1.50x).
 constexpr int64_t kFusedForwardMaxTiles = 16;
 
-bool use_fused_forward(const ChannelsLastGeometry& cl, int64_t out_channels, int64_t product_itemsize,
-                       int64_t sample_itemsize, int64_t images) {
-  if (use_fused_path(cl, out_channels, product_itemsize)) return true;
-  if (conv_path_override() != ConvPath::kAuto) return false;
-  const int64_t tile = column_tile_rows(cl, sample_itemsize);
-  return images * ((cl.g.out_pixels() + tile - 1) / tile) <= kFusedForwardMaxTiles;
+// Whether a chunk of `images` takes the fused path: the test hook's choice, else the weight
+// rule (product_itemsize: the weight's dtype), else, for the forward, the tile count
+// (sample_itemsize: the columns' dtype).
+bool use_fused_path(const ChannelsLastGeometry& cl, int64_t out_channels, int64_t product_itemsize,
+                    int64_t sample_itemsize, int64_t images, bool forward) {
+  const ConvPath forced = conv_path_override();
+  if (forced != ConvPath::kAuto) return forced == ConvPath::kFused;
+  const int64_t group_weight = (out_channels / cl.groups) * (cl.row_length() / cl.groups) * product_itemsize;
+  if (group_weight <= kFusedWeightBytes) return true;
+  return forward && images * column_tiles_per_image(cl, sample_itemsize) <= kFusedForwardMaxTiles;
+}
+
+// The fused paths' loop: `visit(columns, b, p0)` for every tile of output pixels
+// [p0, p0 + len) of image b of the chunk, tiles in parallel; columns is [len, row] of T,
+// a thread-local buffer for the visitor to fill. Worker threads do not inherit the
+// caller's dispatch state: they stay below autograd (the weight may require grad; this
+// is the kernel, not a differentiable op).
+template <typename T, typename Visit>
+void for_each_column_tile(const ChannelsLastGeometry& cl, int64_t nb, const at::TensorOptions& options,
+                          const Visit& visit) {
+  const int64_t P = cl.g.out_pixels(), row = cl.row_length();
+  const int64_t tile = column_tile_rows(cl, sizeof(T)), tiles = column_tiles_per_image(cl, sizeof(T));
+  at::parallel_for(0, nb * tiles, 1, [&](int64_t begin, int64_t end) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const at::Tensor buffer = cpu::workspace(cpu::WorkspaceSlot::kColumnTile, tile * row, options).view({tile, row});
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / tiles, p0 = (t - b * tiles) * tile;
+      visit(buffer.narrow(0, 0, std::min(tile, P - p0)), b, p0);
+    }
+  });
 }
 
 template <typename T>
@@ -173,40 +193,30 @@ void forward_chunk_fused(const ChannelsLastGeometry& cl, const at::Tensor& input
                          const at::Tensor& mask, const at::Tensor& wt, const at::Tensor& bias, int64_t b0,
                          int64_t nb, at::Tensor& output) {
   const DeformConv2dGeometry& g = cl.g;
-  const int64_t P = g.out_pixels(), groups = cl.groups, cog = wt.size(1), row = cl.row_length();
+  const int64_t P = g.out_pixels(), groups = cl.groups, cog = wt.size(1);
   const at::Tensor padded = pad_channels_last(input.narrow(0, b0, nb), cpu::WorkspaceSlot::kPaddedInput);
-  const int64_t tile = column_tile_rows(cl, sizeof(T));
-  const int64_t tiles = (P + tile - 1) / tile;
   const T* padded_ptr = padded.const_data_ptr<T>();
   const T* offset_ptr = offset.const_data_ptr<T>() + b0 * offset.size(1) * P;
   const T* mask_ptr = g.use_mask ? mask.const_data_ptr<T>() + b0 * g.samples_per_image() : nullptr;
   const auto im2col_rows = cpu::deform_conv2d_loops<T>().im2col_rows;
   const at::Tensor out = output.narrow(0, b0, nb).view({nb, groups * cog, P});
   const bool round_columns = wt.scalar_type() != input.scalar_type();  // bfloat16 product
-  at::parallel_for(0, nb * tiles, 1, [&](int64_t begin, int64_t end) {
-    // Worker threads do not inherit the caller's dispatch state: stay below autograd
-    // (the weight may require grad; this is the kernel, not a differentiable op).
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const at::Tensor buffer =
-        cpu::workspace(cpu::WorkspaceSlot::kColumnTile, tile * row, input.options()).view({tile, row});
-    const at::Tensor rounded =
-        round_columns ? cpu::workspace(cpu::WorkspaceSlot::kColumnTileLow, tile * row, wt.options()).view({tile, row})
-                      : at::Tensor();
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / tiles, p0 = (t - b * tiles) * tile, len = std::min(tile, P - p0);
-      im2col_rows(cl, padded_ptr, offset_ptr, mask_ptr, b * P + p0, b * P + p0 + len, buffer.data_ptr<T>());
-      at::Tensor columns = buffer.narrow(0, 0, len);
-      if (round_columns) {
-        columns = rounded.narrow(0, 0, len).copy_(columns);  // in cache: a cheap pass
-      }
-      for (int64_t gi = 0; gi < groups; ++gi) {
-        at::Tensor dst = out[b].narrow(0, gi * cog, cog).narrow(1, p0, len);  // [Co/g, len], row stride P
-        const at::Tensor src = group_columns(columns, groups, gi).t();
-        if (bias.defined()) {
-          at::addmm_out(dst, bias.narrow(0, gi * cog, cog).unsqueeze(1), wt[gi], src);
-        } else {
-          at::mm_out(dst, wt[gi], src);
-        }
+  for_each_column_tile<T>(cl, nb, input.options(), [&](const at::Tensor& sampled, int64_t b, int64_t p0) {
+    const int64_t len = sampled.size(0);
+    im2col_rows(cl, padded_ptr, offset_ptr, mask_ptr, b * P + p0, b * P + p0 + len, sampled.data_ptr<T>());
+    at::Tensor columns = sampled;
+    if (round_columns) {  // in cache: a cheap pass
+      columns = cpu::workspace(cpu::WorkspaceSlot::kColumnTileLow, sampled.numel(), wt.options())
+                    .view(sampled.sizes())
+                    .copy_(sampled);
+    }
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      at::Tensor dst = out[b].narrow(0, gi * cog, cog).narrow(1, p0, len);  // [Co/g, len], row stride P
+      const at::Tensor src = group_columns(columns, groups, gi).t();
+      if (bias.defined()) {
+        at::addmm_out(dst, bias.narrow(0, gi * cog, cog).unsqueeze(1), wt[gi], src);
+      } else {
+        at::mm_out(dst, wt[gi], src);
       }
     }
   });
@@ -232,7 +242,8 @@ at::Tensor forward_kernel(const at::Tensor& input_, const at::Tensor& offset_, c
   const at::Tensor bias = bias_.has_value() ? bias_->to(product_type).contiguous() : at::Tensor();
   const int64_t chunk = deform_conv2d_chunk_size(cl.g, n);
   AT_DISPATCH_FLOATING_TYPES(ctype, "dcn_det::deform_conv2d", [&] {
-    const bool fused = use_fused_forward(cl, co, at::elementSize(product_type), sizeof(scalar_t), std::min(chunk, n));
+    const bool fused =
+        use_fused_path(cl, co, at::elementSize(product_type), sizeof(scalar_t), std::min(chunk, n), /*forward=*/true);
     for (int64_t b0 = 0; b0 < n; b0 += chunk) {
       const int64_t nb = std::min(chunk, n - b0);
       if (fused) {
@@ -276,32 +287,24 @@ void backward_chunk(const ChannelsLastGeometry& cl, const at::Tensor& grad_outpu
   const auto& loops = cpu::deform_conv2d_loops<T>();
 
   if (fused) {
-    const int64_t tile = column_tile_rows(cl, sizeof(T));
-    const int64_t tiles = (P + tile - 1) / tile;
-    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), nb * tiles));
+    const int64_t tasks = nb * column_tiles_per_image(cl, sizeof(T));
+    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks));
     const at::Tensor partial = at::zeros({threads, groups, cog, row / groups}, out.grad_wt.options());
     const at::Tensor go_images = grad_output.narrow(0, b0, nb).view({nb, co, P});
-    at::parallel_for(0, nb * tiles, 1, [&](int64_t begin, int64_t end) {
-      at::AutoDispatchBelowADInplaceOrView below_autograd;  // see forward_chunk_fused
+    for_each_column_tile<T>(cl, nb, input.options(), [&](const at::Tensor& columns, int64_t b, int64_t p0) {
+      const int64_t len = columns.size(0), r0 = b * P + p0;
+      loops.im2col_rows(cl, padded_ptr, offset_ptr, mask_ptr, r0, r0 + len, columns.data_ptr<T>());
       const at::Tensor mine = partial[at::get_thread_num()];
-      const at::Tensor buffer =
-          cpu::workspace(cpu::WorkspaceSlot::kColumnTile, tile * row, input.options()).view({tile, row});
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t b = t / tiles, p0 = (t - b * tiles) * tile, len = std::min(tile, P - p0);
-        const int64_t r0 = b * P + p0;
-        loops.im2col_rows(cl, padded_ptr, offset_ptr, mask_ptr, r0, r0 + len, buffer.data_ptr<T>());
-        const at::Tensor columns = buffer.narrow(0, 0, len);
-        const at::Tensor go = go_images[b].narrow(1, p0, len);  // [Co, len], row stride P
-        const at::Tensor grad_tile = grad_columns.narrow(0, r0, len);
-        for (int64_t gi = 0; gi < groups; ++gi) {
-          const at::Tensor go_g = go.narrow(0, gi * cog, cog);
-          mine[gi].addmm_(go_g, group_columns(columns, groups, gi));
-          at::Tensor dst = group_columns(grad_tile, groups, gi);
-          at::mm_out(dst, go_g.t(), wt[gi]);
-        }
-        loops.coordinate_grad_rows(cl, padded_ptr, offset_ptr, mask_ptr, grad_tile.const_data_ptr<T>(), r0,
-                                   r0 + len, grad_offset_ptr, grad_mask_ptr, corners);
+      const at::Tensor go = go_images[b].narrow(1, p0, len);  // [Co, len], row stride P
+      const at::Tensor grad_tile = grad_columns.narrow(0, r0, len);
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const at::Tensor go_g = go.narrow(0, gi * cog, cog);
+        mine[gi].addmm_(go_g, group_columns(columns, groups, gi));
+        at::Tensor dst = group_columns(grad_tile, groups, gi);
+        at::mm_out(dst, go_g.t(), wt[gi]);
       }
+      loops.coordinate_grad_rows(cl, padded_ptr, offset_ptr, mask_ptr, grad_tile.const_data_ptr<T>(), r0, r0 + len,
+                                 grad_offset_ptr, grad_mask_ptr, corners);
     });
     out.grad_wt.add_(partial.sum(0));
   } else {
@@ -351,7 +354,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   out.grad_wt = at::zeros_like(wt);
   const int64_t chunk = deform_conv2d_chunk_size(cl.g, n);
   AT_DISPATCH_FLOATING_TYPES(ctype, "dcn_det::_deform_conv2d_backward", [&] {
-    const bool fused = use_fused_path(cl, in.weight.size(0), sizeof(scalar_t));
+    const bool fused = use_fused_path(cl, in.weight.size(0), sizeof(scalar_t), sizeof(scalar_t), std::min(chunk, n),
+                                      /*forward=*/false);
     for (int64_t b0 = 0; b0 < n; b0 += chunk) {
       backward_chunk<scalar_t>(cl, grad_output, in.input, in.offset, in.mask, wt, b0,
                                std::min(chunk, n - b0), fused, out);

@@ -1,6 +1,7 @@
 // CPU kernels of dcn_det::deform_psroi_pool: at::parallel_for over the per-bin
-// bodies of common/deform_psroi_pool_elements.h (the loops: cpu/deform_psroi_pool_grouped_loops.h,
-// and for group_size 1 cpu/deform_psroi_pool_loops.h; both compiled per instruction set). The device (CUDA) algorithm of
+// bodies of common/deform_psroi_pool_elements.h (the loops: group_size > 1 in
+// cpu/deform_psroi_pool_grouped_loops.h, group_size 1 in cpu/deform_psroi_pool_loops.h;
+// both compiled per instruction set). The device (CUDA) algorithm of
 // common/deform_psroi_pool_driver.h also runs here, for the tests, behind the test
 // suite's switch (the host device path, device_path.h).
 //
