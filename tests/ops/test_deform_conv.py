@@ -10,6 +10,7 @@ executed on the host (``device_path``: the GPU's element math, checked in CI) an
 CUDA (skipped when no GPU is present or the CUDA kernels were not compiled in); see
 devices.py.
 """
+import contextlib
 import dataclasses
 import math
 from typing import Optional, Tuple
@@ -18,7 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dcn_det.ops import deform_conv2d
+from dcn_det.ops import available_cpu_isas, deform_conv2d
+from dcn_det.ops._cpu_isa import forced_cpu_isa
 from dcn_det.ops._device_path import test_hooks
 
 from .deform_conv2d_reference import _pair, deform_conv2d_ref, out_size
@@ -65,7 +67,8 @@ def make_inputs(case: Case, seed: int, dtype=torch.float64, device="cpu", offset
 
     offset_mode "random": N(0,1) * scale (non-integer with probability 1);
     "fractional": integer in [-2, 2] + uniform(0.1, 0.9), so every sample point is at
-    least 0.1 away from an integer (safe for finite differences); "zero": all zeros.
+    least 0.1 away from an integer (safe for finite differences); "integer": integer in
+    [-2, 2] (every sample point on a kink); "zero": all zeros.
     """
     g = torch.Generator().manual_seed(seed)
     kh, kw = case.k
@@ -81,6 +84,8 @@ def make_inputs(case: Case, seed: int, dtype=torch.float64, device="cpu", offset
     elif offset_mode == "fractional":
         offset = torch.randint(-2, 3, off_shape, generator=g).double()
         offset += 0.1 + 0.8 * torch.rand(off_shape, generator=g, dtype=torch.float64)
+    elif offset_mode == "integer":
+        offset = torch.randint(-2, 3, off_shape, generator=g).double()
     elif offset_mode == "zero":
         offset = torch.zeros(off_shape, dtype=torch.float64)
     else:
@@ -383,6 +388,57 @@ def test_matches_torchvision_forward_and_gradients(case):
     tv_out, tv_grads = run_with_grads(tv, tensors, seed, **conv_kwargs(case))
     torch.testing.assert_close(out, tv_out, rtol=1e-9, atol=1e-9)
     assert_grads_close(grads, tv_grads, rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# Integer sample points, the lines y = -1 and x = -1 included. Every DCN layer starts there
+# (zero-initialised offsets, padding 1), and gradcheck cannot see them: the offset gradient
+# is one-sided, that of the formula with fractions in [0, 1) (docs/semantics.md), as the
+# reference's and torchvision's. On the CPU each loop variant and both conv paths.
+# ---------------------------------------------------------------------------------------
+INTEGER_CASES = [
+    Case(2, 4, 6, 7, 3, (3, 3), 1, 1, 1, 1, 1, mask=True, bias=True),
+    Case(1, 4, 7, 6, 2, (3, 3), 2, 1, 2, 2, 2, mask=False, bias=False),
+    Case(1, 2, 5, 5, 2, (5, 5), 1, 3, 1, 1, 2, mask=True, bias=False),
+]
+
+
+def _cpu_variants(device):
+    """(loop variant, conv path) pairs to force on the CPU kernel; one plain run elsewhere."""
+    if device != "cpu":
+        return [(None, None)]
+    return [(isa, path) for isa in available_cpu_isas() for path in ("fused", "unfused")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("offset_mode", ["zero", "integer"])
+@pytest.mark.parametrize("case", INTEGER_CASES, ids=str)
+def test_offset_gradient_at_integer_points_and_on_the_border_line(case, offset_mode, device):
+    seed = 500 + INTEGER_CASES.index(case)
+    tensors = make_inputs(case, seed, offset_mode=offset_mode)
+    _, offset, *_ = tensors
+    y, x = _sample_points(case, offset)
+    assert ((y == -1) & (x > -1) & (x < case.w)).any() and ((x == -1) & (y > -1) & (y < case.h)).any()
+    ref_out, ref_grads = run_with_grads(deform_conv2d_ref, tensors, seed, **conv_kwargs(case))
+    tv_ops = pytest.importorskip("torchvision.ops")
+
+    def tv(x, offset, weight, bias, mask=None, **kw):
+        return tv_ops.deform_conv2d(x, offset, weight, bias, mask=mask, **kw)
+
+    tv_out, tv_grads = run_with_grads(tv, tensors, seed, **conv_kwargs(case))  # a second opinion
+    torch.testing.assert_close(tv_out, ref_out, rtol=1e-10, atol=1e-10)
+    assert_grads_close(tv_grads, ref_grads, rtol=1e-10, atol=1e-10)
+    on_device = [None if t is None else t.to(device) for t in tensors]
+    for isa, path in _cpu_variants(device):
+        forced = contextlib.ExitStack()
+        if isa is not None:
+            forced.enter_context(forced_cpu_isa(isa))
+            forced.enter_context(test_hooks(conv_path=path))
+        with forced:
+            out, grads = run_with_grads(deform_conv2d, on_device, seed, **conv_kwargs(case))
+        where = f"{isa or device}/{path}" if path else device
+        torch.testing.assert_close(out.cpu(), ref_out, rtol=1e-10, atol=1e-10, msg=lambda m: f"{where}: {m}")
+        assert_grads_close([None if g is None else g.cpu() for g in grads], ref_grads, rtol=1e-10, atol=1e-10)
 
 
 # ---------------------------------------------------------------------------------------

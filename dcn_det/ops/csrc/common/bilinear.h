@@ -1,8 +1,12 @@
 // Bilinear interpolation on one H x W plane, zero outside the map (the DCNv2 /
 // torchvision / MXNet-ModulatedDeformableConvolution convention of docs/semantics.md section 1):
-//  * a point with y <= -1, y >= H, x <= -1 or x >= W samples 0;
+//  * a point with y < -1, y >= H, x < -1 or x >= W samples 0;
 //  * otherwise each of the 4 surrounding corners contributes if it lies inside
-//    the map, and counts as 0 if it does not.
+//    the map, and counts as 0 if it does not. A point on y = -1 (or x = -1) also
+//    samples 0, but keeps the slope towards the map: the derivative is the one of
+//    the formula with fractions in [0, 1), as at every other integer coordinate
+//    (and as torchvision's). Zero-initialised offsets with padding 1 put the first
+//    row and column of taps exactly there, so every DCN layer starts on this point.
 // Because corners outside count as 0 (instead of clamping), the value keeps a
 // non-zero derivative w.r.t. the point up to one pixel beyond the border.
 #pragma once
@@ -37,6 +41,14 @@ DCN_INLINE void bilinear_corner_weights(T ly, T lx, T weight[4], T dweight_dy[4]
   dweight_dx[0] = -hy, dweight_dx[1] = hy, dweight_dx[2] = -ly, dweight_dx[3] = ly;
 }
 
+// Whether point (y, x) has a corner that can contribute (value or slope): y in [-1, H),
+// x in [-1, W). Written as a conjunction so that NaN coordinates fail it; within it,
+// floor(y) is in [-1, H-1], so converting it to an integer cannot overflow.
+template <typename T>
+DCN_INLINE bool bilinear_zero_padded_reaches_map(int64_t height, int64_t width, T y, T x) {
+  return y >= T(-1) && y < T(height) && x >= T(-1) && x < T(width);
+}
+
 template <typename T>
 DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x,
                                      BilinearSample<T>& s) {
@@ -47,13 +59,11 @@ DCN_UNROLL
     s.dweight_dy[j] = T(0);
     s.dweight_dx[j] = T(0);
   }
-  // Written as a negated conjunction so that NaN coordinates land here too.
-  if (!(y > T(-1) && y < T(height) && x > T(-1) && x < T(width))) {
+  if (!bilinear_zero_padded_reaches_map(height, width, y, x)) {
     return;
   }
   const T y_floor = floor(y);
   const T x_floor = floor(x);
-  // y in (-1, H) so y0 in [-1, H-1]; the int conversion cannot overflow.
   const int64_t y0 = static_cast<int64_t>(y_floor);
   const int64_t x0 = static_cast<int64_t>(x_floor);
   T weight[4], dy[4], dx[4];

@@ -11,7 +11,7 @@
 //   padded input  [nb, H+2, W+2, C]      the image with a zero border of one pixel
 //   columns       [nb*P, groups, K, C/groups]   one row per output pixel
 //   corners       [nb, P, G, K]          PaddedCorners of every sample (backward)
-// The zero border makes every corner of a point inside (-1, H) x (-1, W) a valid
+// The zero border makes every corner of a point inside [-1, H) x [-1, W) a valid
 // address, so the loops need no per-corner bounds checks: a corner outside the
 // image reads 0 (and its gradient lands in the border, which is cropped away),
 // exactly the zero-padded bilinear rule of common/bilinear.h.
@@ -55,7 +55,7 @@ struct ChannelsLastGeometry {
 };
 
 // One sample: where its top-left corner is in the padded image (-1: the point is
-// outside (-1, H) x (-1, W) and samples 0) and its mask-weighted bilinear weights.
+// outside [-1, H) x [-1, W) and samples 0) and its mask-weighted bilinear weights.
 template <typename T>
 struct PaddedCorners {
   int64_t base;
@@ -69,7 +69,7 @@ template <typename T>
 inline int64_t padded_bilinear(const ChannelsLastGeometry& cl, T y, T x, T weight[4], T dweight_dy[4],
                                T dweight_dx[4]) {
   const DeformConv2dGeometry& g = cl.g;
-  if (!(y > T(-1) && y < T(g.height) && x > T(-1) && x < T(g.width))) {
+  if (!bilinear_zero_padded_reaches_map(g.height, g.width, y, x)) {
     return -1;
   }
   const T y_floor = std::floor(y);
