@@ -12,7 +12,7 @@ pytest.importorskip("onnxscript")
 import dcn_det.onnx as dcn_onnx  # noqa: E402
 from dcn_det.modeling.onnx_export import DETECTOR_OUTPUTS, BackboneForExport, detector_for_export  # noqa: E402
 
-from .deformed_model import deformed_random_model  # noqa: E402
+from .deformed_model import EXPORT_TEST_OPTS, deformed_random_model  # noqa: E402
 from .synthetic import tiny_cfg  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def assert_same_detections(ref, got, box_tol=0.05, score_tol=1e-3):
 def test_whole_detector_runs_in_onnxruntime(tmp_path, config, opts):
     # No cap on the proposals after NMS: their number then changes from image to image, and the
     # graph must not keep the example's count (as len() and `x[index] = ...` would make it).
-    cfg = tiny_cfg(os.path.join(CONFIGS, config), ["MODEL.RPN.POST_NMS_TOPK_TEST", "5000"] + opts)
+    cfg = tiny_cfg(os.path.join(CONFIGS, config), ["MODEL.RPN.POST_NMS_TOPK_TEST", "5000"] + EXPORT_TEST_OPTS + opts)
     model = deformed_random_model(cfg, SIZE)
     example, *images = _images(3)
     adapter = detector_for_export(model, example)

@@ -105,6 +105,22 @@ def test_coco_evaluation_gives_finite_bbox_ap(trained, coco_shapes):
     assert os.path.isfile(output_dir / "eval" / "coco_instances_results.json")
 
 
+def test_coco_evaluation_of_a_model_without_detections_reports_nan_ap(coco_shapes, tmp_path, caplog):
+    """The case the training tests avoid with SCORE_THRESH_TEST 0 (tiny_model_opts): no
+    detection at all. COCO AP is then undefined: every metric is NaN (detectron2's
+    convention, which dcn_det keeps), the run says so, and an empty results file is written."""
+    cfg = tiny_cfg(str(CONFIGS / FAMILIES["faster_rcnn_c4_dcnv1"]), ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.0"])
+    _seed()
+    model = Trainer.build_model(cfg).eval()  # softmax scores are < 1: nothing clears 1.0
+    with caplog.at_level(logging.WARNING):
+        _, results = _evaluate(cfg, model, coco_shapes, tmp_path / "eval")
+    assert COCO_KEYS <= set(results["bbox"])
+    assert all(math.isnan(results["bbox"][key]) for key in COCO_KEYS), results["bbox"]
+    assert any("No predictions" in r.getMessage() for r in caplog.records)
+    with open(tmp_path / "eval" / "coco_instances_results.json") as f:
+        assert json.load(f) == []
+
+
 # --- VOC ---------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from tests.modeling.deformed_model import deformed_random_model  # noqa: E402
+from tests.modeling.deformed_model import EXPORT_TEST_OPTS, deformed_random_model  # noqa: E402
 from tests.modeling.synthetic import draw_images, tiny_cfg, tiny_model_opts  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -20,7 +20,7 @@ CONFIG = os.path.join(ROOT, "configs", "Demo", "faster_rcnn_dcnv2.yaml")
 # The 20 best-scoring detections: a random-weight model also makes near-duplicate low-score
 # boxes whose NMS outcome flips with rounding-level differences (the kernels differ from
 # onnxruntime's, and per CPU instruction set, in the last bits).
-OPTS = tiny_model_opts() + ["MODEL.DCN.POOL_OFFSET_FC_DIMS", "[64]", "TEST.DETECTIONS_PER_IMAGE", "20"]
+OPTS = tiny_model_opts() + EXPORT_TEST_OPTS + ["MODEL.DCN.POOL_OFFSET_FC_DIMS", "[64]", "TEST.DETECTIONS_PER_IMAGE", "20"]
 
 
 def _tool():
