@@ -16,7 +16,7 @@ CSRC := $(shell find dcn_det/ops/csrc -type f \( -name '*.cpp' -o -name '*.cu' -
 DEPS_STAMP := $(VENV)/.deps-installed
 EXT_STAMP := $(VENV)/.dcn_det-built
 
-.PHONY: install test demo benchmark coverage sanitize gpu-check clean
+.PHONY: install test test-isa demo benchmark coverage sanitize gpu-check clean
 
 install: $(EXT_STAMP)
 
@@ -36,6 +36,11 @@ $(EXT_STAMP): $(DEPS_STAMP) $(CSRC) setup.py
 
 test: install
 	$(PY) -m pytest -rs $(PYTEST_ARGS)
+
+# The model-level tests again under each other CPU instruction set the machine supports
+# (ATEN_CPU_CAPABILITY=default / avx2 / avx512): see tools/test_isa_variants.sh.
+test-isa: install
+	PYTHON=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" tools/test_isa_variants.sh
 
 # The main job: train plain and deformable detectors on generated data, compare them.
 # DEMO_ARGS, e.g. "--iters 300" (shorter) or "--models plain dcnv1 dcnv2".

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The model-level tests (training, evaluation, export, demo, train_net) once more under each
+# CPU instruction set this machine supports besides the one `make test` ran with. `make
+# test-isa` runs it; CI runs it after `make test`.
+#
+# Why: a trained model's outcome amplifies last-bit differences (a 40-iteration training of
+# the same model ends 20-30 % apart in its weights under the AVX2 and AVX-512 loops, or with
+# 1 thread instead of 2: docs/reliability.md), so a test that asserts on trained-model
+# behaviour must hold under every variant, and a machine sees only one by default.
+# ATEN_CPU_CAPABILITY caps both ATen's kernels and dcn_det's CPU loops (dcn_det.ops.cpu_isa).
+# The operator tests need no rerun: tests/ops/test_cpu_isa.py, test_deform_conv_cpu_paths.py
+# and the fuzzer force each variant of dcn_det's loops within one run.
+# Environment: PYTHON (default .venv/bin/python), ISA_TESTS (the test paths), PYTEST_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+ISA_TESTS=${ISA_TESTS:-tests/modeling/test_training.py tests/modeling/test_zoo_training.py
+  tests/modeling/test_sem_seg_training.py tests/modeling/test_onnx_export.py tests/test_onnx.py
+  tests/tools/test_demo.py tests/tools/test_export_onnx.py tests/tools/test_train_net.py
+  tests/tools/test_train_net_semantic.py}
+
+# ATen's names for dcn_det's loop variants (baseline = ATen's "default").
+selected=$("$PY" -c "from dcn_det.ops import cpu_isa; print(cpu_isa())")
+variants=$("$PY" -c "from dcn_det.ops import available_cpu_isas as a; print(' '.join('default' if i == 'baseline' else i for i in a()))")
+echo "=== [isa] CPU variants here: $variants (make test ran with $selected)"
+for capability in $variants; do
+  [ "$capability" = "${selected/baseline/default}" ] && continue
+  want=${capability/default/baseline}
+  got=$(ATEN_CPU_CAPABILITY=$capability "$PY" -c "from dcn_det.ops import cpu_isa; print(cpu_isa())")
+  [ "$got" = "$want" ] || { echo "isa: ATEN_CPU_CAPABILITY=$capability selects dcn_det loops '$got', not '$want'"; exit 1; }
+  t0=$SECONDS
+  echo "=== [isa] ATEN_CPU_CAPABILITY=$capability: $ISA_TESTS"
+  # shellcheck disable=SC2086  # ISA_TESTS and PYTEST_ARGS are lists
+  ATEN_CPU_CAPABILITY=$capability "$PY" -m pytest -rs $ISA_TESTS ${PYTEST_ARGS:-}
+  echo "=== [isa] ATEN_CPU_CAPABILITY=$capability took $((SECONDS - t0)) s"
+done
