@@ -78,9 +78,8 @@ class _Recorder:
         import dcn_det.layers.deform_roi_pool as pool_mod
 
         self.iterations, self.iteration, self.calls = set(iterations), 0, []
-        self._patches = [(conv_mod, "deform_conv2d"), (pool_mod, "deform_psroi_pool")]
-        for module, name in self._patches:
-            setattr(module, name, self._wrap(name, getattr(module, name)))
+        for module, name in ((conv_mod, "deform_conv2d"), (pool_mod, "deform_psroi_pool")):
+            setattr(module, name, self._wrap(name, getattr(module, name)))  # for this process's life
 
     def _wrap(self, name, fn):
         def recorded(*args, **kwargs):
@@ -193,17 +192,12 @@ def _train_and_evaluate(args):
 
     with tempfile.TemporaryDirectory() as workdir:
         cfg, model, losses = _train(args.iters, workdir)
-        dataset = cfg.DATASETS.TRAIN[0]
-        cfg.defrost()
-        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.01  # the threshold the test used before issue 20
-        model.roi_heads.box_predictor.test_score_thresh = 0.01
-        scores = []
-        model.eval()
-        with torch.no_grad():
-            for batch in build_detection_test_loader(cfg, dataset):
-                scores += model(batch)[0]["instances"].scores.tolist()
+        dataset, eval_dir = cfg.DATASETS.TRAIN[0], os.path.join(workdir, "eval")
+        model.roi_heads.box_predictor.test_score_thresh = 0.01  # the test's threshold before issue 20
         results = inference_on_dataset(model, build_detection_test_loader(cfg, dataset),
-                                       build_evaluator(cfg, dataset, os.path.join(workdir, "eval")))
+                                       build_evaluator(cfg, dataset, eval_dir))
+        with open(os.path.join(eval_dir, "coco_instances_results.json")) as f:
+            scores = [d["score"] for d in json.load(f)]
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
         torch.save(weights, args.out + ".weights.pt")
     with open(args.out, "w") as f:

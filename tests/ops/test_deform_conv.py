@@ -375,17 +375,17 @@ TV_CASES = [
 ]
 
 
+def _torchvision_deform_conv2d(x, offset, weight, bias, mask=None, **kw):
+    """torchvision's op with run_with_grads' calling convention (skips without torchvision)."""
+    return pytest.importorskip("torchvision.ops").deform_conv2d(x, offset, weight, bias, mask=mask, **kw)
+
+
 @pytest.mark.parametrize("case", TV_CASES, ids=str)
 def test_matches_torchvision_forward_and_gradients(case):
-    tv_ops = pytest.importorskip("torchvision.ops")
     seed = 100 + TV_CASES.index(case)
     tensors = make_inputs(case, seed)
-
-    def tv(x, offset, weight, bias, mask=None, **kw):
-        return tv_ops.deform_conv2d(x, offset, weight, bias, mask=mask, **kw)
-
     out, grads = run_with_grads(deform_conv2d, tensors, seed, **conv_kwargs(case))
-    tv_out, tv_grads = run_with_grads(tv, tensors, seed, **conv_kwargs(case))
+    tv_out, tv_grads = run_with_grads(_torchvision_deform_conv2d, tensors, seed, **conv_kwargs(case))
     torch.testing.assert_close(out, tv_out, rtol=1e-9, atol=1e-9)
     assert_grads_close(grads, tv_grads, rtol=1e-9, atol=1e-9)
 
@@ -404,10 +404,17 @@ INTEGER_CASES = [
 
 
 def _cpu_variants(device):
-    """(loop variant, conv path) pairs to force on the CPU kernel; one plain run elsewhere."""
+    """(name, forcing context) of each CPU loop variant x conv path; one plain run elsewhere."""
     if device != "cpu":
-        return [(None, None)]
-    return [(isa, path) for isa in available_cpu_isas() for path in ("fused", "unfused")]
+        return [(device, contextlib.nullcontext)]
+    return [(f"{isa}/{path}", lambda isa=isa, path=path: _forced(isa, path))
+            for isa in available_cpu_isas() for path in ("fused", "unfused")]
+
+
+@contextlib.contextmanager
+def _forced(isa, path):
+    with forced_cpu_isa(isa), test_hooks(conv_path=path):
+        yield
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -420,23 +427,14 @@ def test_offset_gradient_at_integer_points_and_on_the_border_line(case, offset_m
     y, x = _sample_points(case, offset)
     assert ((y == -1) & (x > -1) & (x < case.w)).any() and ((x == -1) & (y > -1) & (y < case.h)).any()
     ref_out, ref_grads = run_with_grads(deform_conv2d_ref, tensors, seed, **conv_kwargs(case))
-    tv_ops = pytest.importorskip("torchvision.ops")
-
-    def tv(x, offset, weight, bias, mask=None, **kw):
-        return tv_ops.deform_conv2d(x, offset, weight, bias, mask=mask, **kw)
-
-    tv_out, tv_grads = run_with_grads(tv, tensors, seed, **conv_kwargs(case))  # a second opinion
+    # A second opinion.
+    tv_out, tv_grads = run_with_grads(_torchvision_deform_conv2d, tensors, seed, **conv_kwargs(case))
     torch.testing.assert_close(tv_out, ref_out, rtol=1e-10, atol=1e-10)
     assert_grads_close(tv_grads, ref_grads, rtol=1e-10, atol=1e-10)
     on_device = [None if t is None else t.to(device) for t in tensors]
-    for isa, path in _cpu_variants(device):
-        forced = contextlib.ExitStack()
-        if isa is not None:
-            forced.enter_context(forced_cpu_isa(isa))
-            forced.enter_context(test_hooks(conv_path=path))
-        with forced:
+    for where, forced in _cpu_variants(device):
+        with forced():
             out, grads = run_with_grads(deform_conv2d, on_device, seed, **conv_kwargs(case))
-        where = f"{isa or device}/{path}" if path else device
         torch.testing.assert_close(out.cpu(), ref_out, rtol=1e-10, atol=1e-10, msg=lambda m: f"{where}: {m}")
         assert_grads_close([None if g is None else g.cpu() for g in grads], ref_grads, rtol=1e-10, atol=1e-10)
 
