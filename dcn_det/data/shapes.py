@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 CLASSES = ("circle", "triangle", "square", "star", "cross", "two", "seven")
 GENERATOR_VERSION = 2  # bump when the drawing changes, so caches are regenerated
+# The OpenCV release whose drawing defines the data (requirements.txt pins it): the digit
+# classes are rendered with cv2.putText, whose glyphs changed in OpenCV 5.1.
+OPENCV_DRAWING_VERSION = "5.0"
 # Bump when only what is written beside the images changes (masks, label PNGs): caches are
 # rewritten, images and boxes stay the same.
 LABELS_VERSION = 1
@@ -257,6 +260,12 @@ def generate_split(name: str, root: str, spec: Optional[SplitSpec] = None, progr
     json_file = os.path.join(final, "annotations.json")
     if _cache_is_current(json_file):
         return json_file
+    if not cv2.__version__.startswith(OPENCV_DRAWING_VERSION + "."):
+        logger.warning(
+            "OpenCV %s draws the shapes data differently from OpenCV %s (digit glyphs): "
+            "the images, and the demo's numbers, will not be those documented",
+            cv2.__version__, OPENCV_DRAWING_VERSION,
+        )
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=root)
     try:
