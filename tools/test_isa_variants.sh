@@ -14,10 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+# The subset: the tests that assert on what a trained model does (detections, AP, losses,
+# exported outputs of trained models, the demo's table). Left out, to keep CI under 45
+# minutes (the full list took 905 s here): tests/test_onnx.py (single ops on random inputs,
+# no training), tests/tools/test_export_onnx.py and test_train_net*.py (the command-line
+# wrappers around the same models; their trainings are 3 iterations and assert on files
+# and exit codes, not on model outcomes).
 ISA_TESTS=${ISA_TESTS:-tests/modeling/test_training.py tests/modeling/test_zoo_training.py
-  tests/modeling/test_sem_seg_training.py tests/modeling/test_onnx_export.py tests/test_onnx.py
-  tests/tools/test_demo.py tests/tools/test_export_onnx.py tests/tools/test_train_net.py
-  tests/tools/test_train_net_semantic.py}
+  tests/modeling/test_sem_seg_training.py tests/modeling/test_onnx_export.py
+  tests/tools/test_demo.py}
 
 # ATen's names for dcn_det's loop variants (baseline = ATen's "default").
 selected=$("$PY" -c "from dcn_det.ops import cpu_isa; print(cpu_isa())")
