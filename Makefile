@@ -16,7 +16,7 @@ CSRC := $(shell find dcn_det/ops/csrc -type f \( -name '*.cpp' -o -name '*.cu' -
 DEPS_STAMP := $(VENV)/.deps-installed
 EXT_STAMP := $(VENV)/.dcn_det-built
 
-.PHONY: install test test-isa demo benchmark coverage sanitize gpu-check clean
+.PHONY: install mxnet-venv test test-isa demo benchmark coverage sanitize gpu-check clean
 
 install: $(EXT_STAMP)
 
@@ -59,6 +59,17 @@ coverage: install
 # The operator tests and a fuzzer batch under ASan + UBSan (build in build/sanitize/).
 sanitize: install
 	PYTHON=$(PY) tools/sanitize.sh
+
+# MXNet 1.9.1 in its own venv (it needs numpy<1.24), only to verify dcn_det against the
+# original operators (tests/verify_mxnet/, which skip without it); never a dependency.
+MXNET_VENV ?= .venv-mxnet
+mxnet-venv: $(MXNET_VENV)/.installed
+
+$(MXNET_VENV)/.installed:
+	$(PYTHON) -m venv $(MXNET_VENV)
+	$(MXNET_VENV)/bin/pip install -q "numpy<1.24" mxnet==1.9.1
+	$(MXNET_VENV)/bin/python -c "import mxnet; print('MXNet', mxnet.__version__, 'in $(MXNET_VENV)')"
+	touch $@
 
 # On a machine with an NVIDIA GPU: build, CUDA tests, comparison with the host device
 # path, compute-sanitizer, CUDA benchmark; summary in GPU_CHECK_OUT (see the script).

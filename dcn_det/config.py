@@ -44,6 +44,11 @@ def add_dcn_config(cfg: CN) -> CN:
     # For each of res2..res5 whose MODEL.RESNETS.DEFORM_ON_PER_STAGE is True: -1 makes every
     # block deformable, N >= 1 only the last N (the DCNv1 paper's res5a-c ablation is 3).
     dcn.DEFORM_LAST_BLOCKS_PER_STAGE = [-1, -1, -1, -1]
+    # Sampling rule of the deformable convs at the map's border: "dcnv2" (torchvision's and
+    # the DCNv2 code's: corners outside count 0, points in (-1, H) interpolate) or "dcnv1"
+    # (MXNet DeformableConvolution, which the authors' DCNv1 models were trained with: only
+    # points in [0, H) x [0, W) sample, the last row/column is clamped onto). dcn_det.ops.deform_conv2d.
+    dcn.BORDER = "dcnv2"
     # Box-head RoI pooling: "" = detectron2's pooler (MODEL.ROI_BOX_HEAD.POOLER_TYPE),
     # "dpool" = deformable RoI pooling (DCNv1), "mdpool" = modulated (DCNv2).
     dcn.POOL = ""
@@ -201,6 +206,8 @@ def check_cfg(cfg: CN) -> CN:
 
     if dcn.POOL not in _POOL_KINDS:
         fail(f'MODEL.DCN.POOL must be "", "dpool" or "mdpool", got {dcn.POOL!r}')
+    if dcn.BORDER not in ("dcnv2", "dcnv1"):
+        fail(f'MODEL.DCN.BORDER must be "dcnv2" or "dcnv1", got {dcn.BORDER!r}')
     heads = cfg.MODEL.ROI_HEADS.NAME
     if dcn.POOL and not _roi_heads_attr(heads, "DCN_POOL_SUPPORTED"):
         fail(f"MODEL.DCN.POOL {dcn.POOL!r} needs ROI heads with a deformable box pooler (e.g. DeformStandardROIHeads, "

@@ -48,6 +48,18 @@ def _deform_conv_opset(opset: int):
     return onnxscript.opset22 if opset >= 22 else onnxscript.opset19
 
 
+def _refuse_dcnv1_border(border: int) -> None:
+    """ONNX's DeformConv samples with the DCNv2 rule; a "dcnv1" layer would export to a
+    node that computes something else near the border, so it is refused instead."""
+    if int(border) != 0:
+        raise NotImplementedError(
+            "dcn_det.onnx: a deform_conv2d with border='dcnv1' (MODEL.DCN.BORDER: dcnv1, the original "
+            "DCNv1 sampling rule) has no exact ONNX form: ONNX DeformConv interpolates with the 'dcnv2' "
+            "rule, which differs near the border of the map. Export a model built with border='dcnv2', "
+            "or run this one in PyTorch."
+        )
+
+
 def custom_translation_table(opset: int = DEFAULT_OPSET) -> Dict[Callable, Callable]:
     """``{torch.ops.dcn_det.deform_conv2d.default: translation}`` for ``torch.onnx.export(...,
     dynamo=True, opset_version=opset, custom_translation_table=...)``.
@@ -61,7 +73,8 @@ def custom_translation_table(opset: int = DEFAULT_OPSET) -> Dict[Callable, Calla
     op = _deform_conv_opset(_check_opset(opset))
 
     def deform_conv2d(input, offset, weight, bias, mask, stride_h, stride_w, pad_h, pad_w,
-                      dil_h, dil_w, groups, offset_groups):
+                      dil_h, dil_w, groups, offset_groups, border=0):
+        _refuse_dcnv1_border(border)
         # Argument order of the schema in dcn_det/ops/csrc/deform_conv2d.cpp; a None bias or
         # mask becomes a missing optional input (ONNX: zero bias, all-ones mask).
         return op.DeformConv(
@@ -74,9 +87,12 @@ def custom_translation_table(opset: int = DEFAULT_OPSET) -> Dict[Callable, Calla
 
 
 def _deform_conv2d_symbolic(g, input, offset, weight, bias, mask, stride_h, stride_w, pad_h, pad_w,
-                            dil_h, dil_w, groups, offset_groups):
+                            dil_h, dil_w, groups, offset_groups, border=None):
     """The same DeformConv node for the TorchScript-based exporter (``dynamo=False``)."""
     from torch.onnx import symbolic_helper as sh
+
+    if border is not None and not sh._is_none(border):
+        _refuse_dcnv1_border(sh._get_const(border, "i", "border"))
 
     ints = [sh._get_const(v, "i", name) for v, name in ((stride_h, "stride_h"), (stride_w, "stride_w"),
             (pad_h, "pad_h"), (pad_w, "pad_w"), (dil_h, "dil_h"), (dil_w, "dil_w"), (groups, "groups"),

@@ -8,6 +8,7 @@ from dcn_det.config import add_dcn_config, use_dcn_builders
 # Every key dcn_det adds, with its documented default.
 DEFAULTS = {
     "MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE": [-1, -1, -1, -1],
+    "MODEL.DCN.BORDER": "dcnv2",
     "MODEL.DCN.POOL": "",
     "MODEL.DCN.POOL_TRANS_STD": 0.1,
     "MODEL.DCN.POOL_SAMPLE_PER_PART": 4,

@@ -21,6 +21,7 @@ def test_every_shipped_config_passes(config):
 
 BAD = [
     (FPN, ["MODEL.DCN.POOL", "roialign"], r'MODEL.DCN.POOL must be "", "dpool" or "mdpool", got \'roialign\''),
+    (FPN, ["MODEL.DCN.BORDER", "mxnet"], r'MODEL.DCN.BORDER must be "dcnv2" or "dcnv1", got \'mxnet\''),
     (FPN, ["MODEL.RESNETS.DEFORM_ON_PER_STAGE", "[False, True, True]"], r"MODEL.RESNETS.DEFORM_ON_PER_STAGE needs 4 entries .* got 3"),
     (FPN, ["MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE", "[-1, -1]"], r"MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE needs 4 entries"),
     (FPN, ["MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE", "[-1, -1, 0, -1]"], r"DEFORM_LAST_BLOCKS_PER_STAGE\[2\] must be -1 \(all blocks\) or >= 1, got 0"),

@@ -109,6 +109,19 @@ def test_deform_conv2d_torchscript_exporter(tmp_path, case):
     assert not registration.registry.is_registered_op("dcn_det::deform_conv2d", dcn_onnx.DEFAULT_OPSET)
 
 
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_a_dcnv1_border_layer_is_refused_not_exported_with_the_dcnv2_rule(tmp_path, dynamo):
+    """ONNX DeformConv has the DCNv2 border rule; a border="dcnv1" layer must not become one."""
+    from dcn_det.layers import DeformConvWithOffset
+
+    layer = DeformConvWithOffset(4, 8, 3, padding=1, border="dcnv1").eval()
+    path = tmp_path / "dcnv1.onnx"
+    with pytest.raises(Exception, match="border='dcnv1'.*no exact ONNX form") as info:
+        dcn_onnx.export(layer, (torch.randn(1, 4, 6, 6),), str(path), dynamo=dynamo)
+    assert not path.exists(), info.value
+    assert list(tmp_path.iterdir()) == []  # no partial file either
+
+
 def test_exporting_a_layer_needs_no_detectron2(tmp_path):
     """dcn_det.onnx is torch-only, like dcn_det.ops and dcn_det.layers."""
     code = f"""

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from dcn_det.ops import deform_conv2d
-from dcn_det.ops.deform_conv import IntPair, int_pair
+from dcn_det.ops.deform_conv import IntPair, border_code, int_pair
 
 
 class DeformConv(nn.Module):
@@ -24,6 +24,9 @@ class DeformConv(nn.Module):
         bias: learn an additive bias (detectron2's DeformConv has none; default False).
         norm: optional normalisation module applied to the output.
         activation: optional callable applied after ``norm``.
+        border: the sampling rule at the map's border, ``"dcnv2"`` (default) or
+            ``"dcnv1"`` (the original MXNet DCNv1 networks'); see
+            :func:`dcn_det.ops.deform_conv2d`.
 
     Shapes: x ``[N, in_channels, H, W]``, offset ``[N, 2*G*kh*kw, Ho, Wo]``,
     output ``[N, out_channels, Ho, Wo]``.
@@ -42,8 +45,10 @@ class DeformConv(nn.Module):
         bias: bool = False,
         norm: Optional[nn.Module] = None,
         activation: Optional[Callable[[Tensor], Tensor]] = None,
+        border: str = "dcnv2",
     ):
         super().__init__()
+        border_code(f"{type(self).__name__}: border", border)
         if groups < 1 or in_channels % groups != 0 or out_channels % groups != 0:
             raise ValueError(
                 f"{type(self).__name__}: groups ({groups}) must divide in_channels ({in_channels}) "
@@ -64,6 +69,7 @@ class DeformConv(nn.Module):
         self.deformable_groups = deformable_groups
         self.norm = norm
         self.activation = activation
+        self.border = border
 
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
@@ -80,7 +86,9 @@ class DeformConv(nn.Module):
         return 2 * self.deformable_groups * self.kernel_size[0] * self.kernel_size[1]
 
     def _conv(self, x: Tensor, offset: Tensor, mask: Optional[Tensor]) -> Tensor:
-        x = deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask)
+        x = deform_conv2d(
+            x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask, border=self.border
+        )
         if self.norm is not None:
             x = self.norm(x)
         if self.activation is not None:
@@ -96,6 +104,7 @@ class DeformConv(nn.Module):
             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
             f"dilation={self.dilation}, groups={self.groups}, "
             f"deformable_groups={self.deformable_groups}, bias={self.bias is not None}"
+            + ("" if self.border == "dcnv2" else f", border={self.border!r}")
         )
 
 

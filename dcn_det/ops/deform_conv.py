@@ -14,6 +14,16 @@ from . import _extension  # noqa: F401  (registers torch.ops.dcn_det)
 
 IntPair = Union[int, Tuple[int, int]]
 
+# deform_conv2d's border rules and their codes in the op schema (common/bilinear.h).
+BORDERS = {"dcnv2": 0, "dcnv1": 1}
+
+
+def border_code(name: str, border: str) -> int:
+    """The schema's integer for border rule ``border``; a ValueError naming ``name`` otherwise."""
+    if not isinstance(border, str) or border not in BORDERS:
+        raise ValueError(f"{name} must be one of {sorted(BORDERS)}, got {border!r}")
+    return BORDERS[border]
+
 
 def int_pair(name: str, value: IntPair) -> Tuple[int, int]:
     """``value`` as (h, w): an int or a pair of ints; a TypeError naming ``name`` otherwise."""
@@ -40,6 +50,7 @@ def deform_conv2d(
     padding: IntPair = 0,
     dilation: IntPair = 1,
     mask: Optional[Tensor] = None,
+    border: str = "dcnv2",
 ) -> Tensor:
     """Deformable 2-D convolution; modulated (DCNv2) when ``mask`` is given.
 
@@ -55,12 +66,18 @@ def deform_conv2d(
         bias: ``[out_channels]`` or None.
         stride, padding, dilation: int or (h, w).
         mask: ``[N, G*kh*kw, out_h, out_w]`` modulation scalars, or None (DCNv1).
+        border: sampling rule at the map's border (docs/semantics.md section 1).
+            ``"dcnv2"`` (default; torchvision's, MXNet's ModulatedDeformableConvolution):
+            every corner outside the map counts as 0, points in ``(-1, H) x (-1, W)``
+            interpolate. ``"dcnv1"`` (MXNet's DeformableConvolution, the original DCNv1
+            networks): a point samples only if ``0 <= y < H`` and ``0 <= x < W``, and a
+            point in the last row (column) is moved onto it.
 
     Returns:
         ``[N, out_channels, out_h, out_w]``.
 
     Sampling point of output p0 and tap k: ``p0*stride - padding + k*dilation + offset``,
-    bilinearly interpolated with every corner outside the map counting as 0.
+    bilinearly interpolated under ``border``.
     float16/bfloat16 are computed in float32.
     """
     _check_tensor("input", input, 4, "[N, C, H, W]")
@@ -73,6 +90,7 @@ def deform_conv2d(
     stride_h, stride_w = int_pair("deform_conv2d: stride", stride)
     pad_h, pad_w = int_pair("deform_conv2d: padding", padding)
     dil_h, dil_w = int_pair("deform_conv2d: dilation", dilation)
+    border_id = border_code("deform_conv2d: border", border)
 
     in_channels, weight_channels = input.shape[1], weight.shape[1]
     if weight_channels == 0 or in_channels % weight_channels != 0:
@@ -90,7 +108,8 @@ def deform_conv2d(
         )
     offset_groups = offset.shape[1] // (2 * taps)
     return torch.ops.dcn_det.deform_conv2d(
-        input, offset, weight, bias, mask, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, offset_groups
+        input, offset, weight, bias, mask, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, offset_groups,
+        border_id,
     )
 
 
@@ -99,7 +118,9 @@ def _output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -
 
 
 @torch.library.register_fake("dcn_det::deform_conv2d")
-def _deform_conv2d_fake(input, offset, weight, bias, mask, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, offset_groups):
+def _deform_conv2d_fake(
+    input, offset, weight, bias, mask, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, offset_groups, border=0
+):
     torch._check(input.dim() == 4 and weight.dim() == 4 and offset.dim() == 4, lambda: "deform_conv2d: expected 4-D tensors")
     out_h = _output_size(input.shape[2], weight.shape[2], stride_h, pad_h, dil_h)
     out_w = _output_size(input.shape[3], weight.shape[3], stride_w, pad_w, dil_w)

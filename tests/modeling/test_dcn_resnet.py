@@ -445,3 +445,26 @@ def test_detectron2_retinanet_config_with_deformable_stages_builds_dcn_det_block
     blocks = _deformable_stage_blocks(backbone.bottom_up)
     assert blocks == {"res2": [], "res3": [0, 1, 2, 3], "res4": list(range(6)), "res5": [0, 1, 2]}
     assert isinstance(backbone.bottom_up.res3[0].conv2, dcn_det.layers.ModulatedDeformConv)
+
+
+@pytest.mark.parametrize("modulated", [False, True], ids=["dcnv1", "dcnv2"])
+def test_model_dcn_border_reaches_every_deformable_conv(modulated):
+    """MODEL.DCN.BORDER picks the sampling rule of every deformable conv (default dcnv2); with
+    offsets that reach the border, "dcnv1" changes the backbone's output."""
+    cfg = _cfg(modulated=modulated)
+    default = build_dcn_resnet_backbone(cfg, ShapeSpec(channels=3)).eval()
+    cfg.MODEL.DCN.BORDER = "dcnv1"
+    original = build_dcn_resnet_backbone(cfg, ShapeSpec(channels=3)).eval()
+    original.load_state_dict(default.state_dict())
+    borders = {name: m.border for name, m in original.named_modules() if isinstance(m, dcn_det.layers.DeformConv)}
+    assert borders and set(borders.values()) == {"dcnv1"}
+    assert {m.border for m in default.modules() if isinstance(m, dcn_det.layers.DeformConv)} == {"dcnv2"}
+    torch.manual_seed(0)
+    for m in default.modules():
+        if isinstance(m, DeformBottleneck):
+            nn.init.normal_(m.conv2_offset.weight, std=0.5)
+    original.load_state_dict(default.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = default(x)["res5"], original(x)["res5"]
+    assert (a - b).abs().max() > 1e-3 * a.abs().max()

@@ -6,7 +6,10 @@ Written from the semantics in docs/semantics.md section 1, independently of the 
   ``y = ho*stride_h - pad_h + i*dil_h + dy``, ``x = wo*stride_w - pad_w + j*dil_w + dx``
   with ``(dy, dx) = offset[:, 2*(g*kh*kw + k)], offset[:, 2*(g*kh*kw + k) + 1]``, k = i*kw + j;
 * bilinear interpolation in which every corner outside the map counts as 0 (so a sample
-  with y <= -1, y >= H, x <= -1 or x >= W is 0);
+  with y <= -1, y >= H, x <= -1 or x >= W is 0): ``border="dcnv2"``;
+  or, with ``border="dcnv1"`` (MXNet's DeformableConvolution), a sample counts only if
+  0 <= y < H and 0 <= x < W, and a point with floor(y) >= H-1 is moved onto row H-1
+  (likewise columns), so the last row is interpolated along x only;
 * the sampled value is multiplied by ``mask[:, g*kh*kw + k]`` (when a mask is given);
 * the sampled "columns" are contracted with the weight per weight group, plus bias.
 
@@ -54,6 +57,35 @@ def bilinear_sample_zero_pad(img: Tensor, y: Tensor, x: Tensor) -> Tensor:
     return out
 
 
+def bilinear_sample_dcnv1(img: Tensor, y: Tensor, x: Tensor) -> Tensor:
+    """The DCNv1 rule, as MXNet's DeformableConvolution states it: 0 unless 0 <= y < H and
+    0 <= x < W; otherwise the point is clamped onto the last row/column when it lies in it
+    (a constant there, so no gradient w.r.t. that coordinate), then interpolated from 4
+    corners inside the map. Returns [N, G, Cg, P] like :func:`bilinear_sample_zero_pad`."""
+    n, g, cg, h, w = img.shape
+    valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    last_row = torch.floor(y) >= h - 1
+    last_col = torch.floor(x) >= w - 1
+    ys = torch.where(last_row, torch.full_like(y, h - 1), y)
+    xs = torch.where(last_col, torch.full_like(x, w - 1), x)
+    # Points outside are moved to (0, 0) so every index below is valid, then zeroed.
+    ys = torch.where(valid, ys, torch.zeros_like(ys))
+    xs = torch.where(valid, xs, torch.zeros_like(xs))
+    y0, x0 = torch.floor(ys), torch.floor(xs)
+    ly, lx = ys - y0, xs - x0
+    y0, x0 = y0.long(), x0.long()
+    y1, x1 = (y0 + 1).clamp(max=h - 1), (x0 + 1).clamp(max=w - 1)  # weight 0 where clamped
+    flat = img.reshape(n, g, cg, h * w)
+    out = None
+    for cy, wy in ((y0, 1 - ly), (y1, ly)):
+        for cx, wx in ((x0, 1 - lx), (x1, lx)):
+            idx = cy * w + cx
+            vals = torch.gather(flat, 3, idx.unsqueeze(2).expand(n, g, cg, idx.shape[-1]))
+            term = vals * (wy * wx * valid.to(wy.dtype)).unsqueeze(2)
+            out = term if out is None else out + term
+    return out
+
+
 def deform_conv2d_ref(
     input: Tensor,
     offset: Tensor,
@@ -63,7 +95,9 @@ def deform_conv2d_ref(
     padding: IntPair = 0,
     dilation: IntPair = 1,
     mask: Optional[Tensor] = None,
+    border: str = "dcnv2",
 ) -> Tensor:
+    sample = {"dcnv2": bilinear_sample_zero_pad, "dcnv1": bilinear_sample_dcnv1}[border]
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)
     dh, dw = _pair(dilation)
@@ -91,7 +125,7 @@ def deform_conv2d_ref(
     x = base_x + off[:, :, :, 1]
 
     img = input.reshape(n, og, c // og, h, w)
-    cols = bilinear_sample_zero_pad(img, y.reshape(n, og, -1), x.reshape(n, og, -1))
+    cols = sample(img, y.reshape(n, og, -1), x.reshape(n, og, -1))
     cols = cols.reshape(n, og, c // og, taps, ho, wo)
     if mask is not None:
         assert mask.shape == (n, og * taps, ho, wo), mask.shape

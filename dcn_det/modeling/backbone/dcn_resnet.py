@@ -25,10 +25,12 @@ class DeformBottleneck(CNNBlockBase):
 
     Built from a detectron2 :class:`BottleneckBlock`, whose conv1, conv3, shortcut and
     conv2 weight/norm it takes over; ``conv2_offset`` (3x3, same stride/dilation) is
-    zero-initialised, so the block computes what the plain block did.
+    zero-initialised, so the block computes what the plain block did. ``border`` is the
+    deformable conv's sampling rule at the map's border ("dcnv2" or "dcnv1", MODEL.DCN.BORDER).
     """
 
-    def __init__(self, block: BottleneckBlock, modulated: bool = False, deformable_groups: int = 1):
+    def __init__(self, block: BottleneckBlock, modulated: bool = False, deformable_groups: int = 1,
+                 border: str = "dcnv2"):
         super().__init__(block.in_channels, block.out_channels, block.stride)
         self.deform_modulated = modulated
         self.shortcut = block.shortcut
@@ -47,6 +49,7 @@ class DeformBottleneck(CNNBlockBase):
             deformable_groups=deformable_groups,
             bias=False,
             norm=plain.norm,
+            border=border,
         )
         self.conv2.weight = plain.weight
         taps = plain.kernel_size[0] * plain.kernel_size[1]
@@ -98,7 +101,9 @@ def make_stage_deformable(cfg, stage: nn.Sequential, stage_index: int) -> nn.Seq
                 f"deformable convs need bottleneck blocks (MODEL.RESNETS.DEPTH >= 50); res{stage_index} "
                 f"has {type(block).__name__}"
             )
-        stage[i] = DeformBottleneck(block, cfg.MODEL.RESNETS.DEFORM_MODULATED, cfg.MODEL.RESNETS.DEFORM_NUM_GROUPS)
+        stage[i] = DeformBottleneck(
+            block, cfg.MODEL.RESNETS.DEFORM_MODULATED, cfg.MODEL.RESNETS.DEFORM_NUM_GROUPS, cfg.MODEL.DCN.BORDER
+        )
     return stage
 
 

@@ -5,6 +5,7 @@
 
 #include <torch/library.h>
 
+#include "common/bilinear.h"
 #include "host_utils.h"
 
 namespace dcn_det {
@@ -62,6 +63,8 @@ std::pair<int64_t, int64_t> check_deform_conv2d_args(
   TORCH_CHECK_VALUE(p.offset_groups >= 1 && c % p.offset_groups == 0,
                     "deform_conv2d: input channels (", c,
                     ") must be divisible by the number of offset groups (", p.offset_groups, ")");
+  TORCH_CHECK_VALUE(p.border == kBorderDcnv2 || p.border == kBorderDcnv1,
+                    "deform_conv2d: border must be 0 (\"dcnv2\") or 1 (\"dcnv1\"), got ", p.border);
 
   const int64_t out_h = (h + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
   const int64_t out_w = (w + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
@@ -109,9 +112,10 @@ at::Tensor deform_conv2d(const at::Tensor& input, const at::Tensor& offset,
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                          const std::optional<at::Tensor>&,
                                          const std::optional<at::Tensor>&, int64_t, int64_t,
-                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t)>();
+                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                         int64_t)>();
   return op.call(input, offset, weight, bias, mask, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
-                 p.dilation_h, p.dilation_w, p.groups, p.offset_groups);
+                 p.dilation_h, p.dilation_w, p.groups, p.offset_groups, p.border);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward(
@@ -124,20 +128,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
           .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
               const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
               const std::optional<at::Tensor>&, int64_t, int64_t, int64_t, int64_t, int64_t,
-              int64_t, int64_t, int64_t)>();
+              int64_t, int64_t, int64_t, int64_t)>();
   return op.call(grad_output, input, offset, weight, mask, p.stride_h, p.stride_w, p.pad_h,
-                 p.pad_w, p.dilation_h, p.dilation_w, p.groups, p.offset_groups);
+                 p.pad_w, p.dilation_h, p.dilation_w, p.groups, p.offset_groups, p.border);
 }
 
 TORCH_LIBRARY_FRAGMENT(dcn_det, m) {
   m.def(
       "deform_conv2d(Tensor input, Tensor offset, Tensor weight, Tensor? bias, Tensor? mask, "
       "int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w, "
-      "int groups, int offset_groups) -> Tensor");
+      "int groups, int offset_groups, int border=0) -> Tensor");
   m.def(
       "_deform_conv2d_backward(Tensor grad_output, Tensor input, Tensor offset, Tensor weight, "
       "Tensor? mask, int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h, "
-      "int dilation_w, int groups, int offset_groups) "
+      "int dilation_w, int groups, int offset_groups, int border=0) "
       "-> (Tensor grad_input, Tensor grad_offset, Tensor grad_weight, Tensor grad_bias, "
       "Tensor grad_mask)");
 }

@@ -15,6 +15,7 @@ struct DeformConv2dParams {
   int64_t dilation_h, dilation_w;
   int64_t groups;         // weight groups
   int64_t offset_groups;  // deformable groups
+  int64_t border;         // sampling rule at the map's border: 0 "dcnv2", 1 "dcnv1" (common/bilinear.h)
 };
 
 // Validates the arguments of the forward op (and of the backward op when

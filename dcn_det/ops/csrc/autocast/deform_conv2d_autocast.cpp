@@ -12,10 +12,11 @@ template <c10::DeviceType kDevice>
 at::Tensor deform_conv2d_autocast(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
                                   const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mask,
                                   int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
-                                  int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups) {
+                                  int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups,
+                                  int64_t border) {
   using Policy = AutocastPolicy<kDevice>;
   c10::impl::ExcludeDispatchKeyGuard no_autocast(Policy::kKey);
-  const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups};
+  const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, border};
   return deform_conv2d(Policy::cast(input), Policy::cast(offset), Policy::cast(weight), Policy::cast(bias),
                        Policy::cast(mask), p);
 }

@@ -20,16 +20,18 @@ class DeformConv2dFunction : public torch::autograd::Function<DeformConv2dFuncti
                           const Variable& weight, const std::optional<Variable>& bias,
                           const std::optional<Variable>& mask, int64_t stride_h,
                           int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h,
-                          int64_t dilation_w, int64_t groups, int64_t offset_groups) {
+                          int64_t dilation_w, int64_t groups, int64_t offset_groups,
+                          int64_t border) {
     at::AutoDispatchBelowADInplaceOrView guard;
     const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w,
-                               dilation_h, dilation_w, groups, offset_groups};
+                               dilation_h, dilation_w, groups, offset_groups, border};
     at::Tensor output = deform_conv2d(input, offset, weight, bias, mask, p);
     ctx->save_for_backward({input, offset, weight, mask.value_or(at::Tensor())});
     ctx->saved_data["has_bias"] = bias.has_value();
     ctx->saved_data["has_mask"] = mask.has_value();
     ctx->saved_data["params"] = std::vector<int64_t>{stride_h, stride_w, pad_h, pad_w,
-                                                     dilation_h, dilation_w, groups, offset_groups};
+                                                     dilation_h, dilation_w, groups, offset_groups,
+                                                     border};
     return output;
   }
 
@@ -38,7 +40,7 @@ class DeformConv2dFunction : public torch::autograd::Function<DeformConv2dFuncti
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     const bool has_mask = ctx->saved_data["has_mask"].toBool();
     const auto v = ctx->saved_data["params"].toIntVector();
-    const DeformConv2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    const DeformConv2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]};
     const std::optional<at::Tensor> mask =
         has_mask ? std::optional<at::Tensor>(saved[3]) : std::nullopt;
     auto [grad_input, grad_offset, grad_weight, grad_bias, grad_mask] =
@@ -46,7 +48,7 @@ class DeformConv2dFunction : public torch::autograd::Function<DeformConv2dFuncti
     const Variable none;
     return {grad_input, grad_offset, grad_weight,
             has_bias ? grad_bias : none, has_mask ? grad_mask : none,
-            none, none, none, none, none, none, none, none};
+            none, none, none, none, none, none, none, none, none};
   }
 };
 
@@ -59,11 +61,11 @@ class DeformConv2dBackwardFunction
                                const Variable& weight, const std::optional<Variable>& mask,
                                int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
                                int64_t dilation_h, int64_t dilation_w, int64_t groups,
-                               int64_t offset_groups) {
+                               int64_t offset_groups, int64_t border) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [a, b, c, d, e] = deform_conv2d_backward(
         grad_output, input, offset, weight, mask,
-        {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
+        {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, border});
     return {a, b, c, d, e};
   }
 
@@ -77,9 +79,9 @@ at::Tensor deform_conv2d_autograd(const at::Tensor& input, const at::Tensor& off
                                   const std::optional<at::Tensor>& mask, int64_t stride_h,
                                   int64_t stride_w, int64_t pad_h, int64_t pad_w,
                                   int64_t dilation_h, int64_t dilation_w, int64_t groups,
-                                  int64_t offset_groups) {
+                                  int64_t offset_groups, int64_t border) {
   return DeformConv2dFunction::apply(input, offset, weight, bias, mask, stride_h, stride_w, pad_h,
-                                     pad_w, dilation_h, dilation_w, groups, offset_groups);
+                                     pad_w, dilation_h, dilation_w, groups, offset_groups, border);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
@@ -88,10 +90,10 @@ deform_conv2d_backward_autograd(const at::Tensor& grad_output, const at::Tensor&
                                 const std::optional<at::Tensor>& mask, int64_t stride_h,
                                 int64_t stride_w, int64_t pad_h, int64_t pad_w,
                                 int64_t dilation_h, int64_t dilation_w, int64_t groups,
-                                int64_t offset_groups) {
+                                int64_t offset_groups, int64_t border) {
   auto r = DeformConv2dBackwardFunction::apply(grad_output, input, offset, weight, mask, stride_h,
                                                stride_w, pad_h, pad_w, dilation_h, dilation_w,
-                                               groups, offset_groups);
+                                               groups, offset_groups, border);
   return {r[0], r[1], r[2], r[3], r[4]};
 }
 

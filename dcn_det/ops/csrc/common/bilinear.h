@@ -1,5 +1,7 @@
-// Bilinear interpolation on one H x W plane, zero outside the map (the DCNv2 /
-// torchvision / MXNet-ModulatedDeformableConvolution convention of docs/semantics.md section 1):
+// Bilinear interpolation on one H x W plane under one of two border rules
+// (docs/semantics.md section 1), chosen by deform_conv2d's `border` argument:
+//
+// kBorderDcnv2 (default; DCNv2 / torchvision / MXNet ModulatedDeformableConvolution):
 //  * a point with y < -1, y >= H, x < -1 or x >= W samples 0;
 //  * otherwise each of the 4 surrounding corners contributes if it lies inside
 //    the map, and counts as 0 if it does not. A point on y = -1 (or x = -1) also
@@ -7,8 +9,15 @@
 //    the formula with fractions in [0, 1), as at every other integer coordinate
 //    (and as torchvision's). Zero-initialised offsets with padding 1 put the first
 //    row and column of taps exactly there, so every DCN layer starts on this point.
-// Because corners outside count as 0 (instead of clamping), the value keeps a
-// non-zero derivative w.r.t. the point up to one pixel beyond the border.
+//   Because corners outside count as 0 (instead of clamping), the value keeps a
+//   non-zero derivative w.r.t. the point up to one pixel beyond the border.
+//
+// kBorderDcnv1 (MXNet DeformableConvolution, the DCNv1 networks of the original
+// authors): a point samples only if 0 <= y < H and 0 <= x < W, else 0; a point
+// with floor(y) = H-1 is moved onto row H-1 (likewise columns), so in the last
+// row the value is that row's linear interpolation and does not depend on y.
+// All 4 corners used are then inside the map. The gradient is the exact one of
+// this forward (d/dy = 0 in the last row, d/dx = 0 in the last column).
 #pragma once
 
 #include <cmath>
@@ -41,16 +50,53 @@ DCN_INLINE void bilinear_corner_weights(T ly, T lx, T weight[4], T dweight_dy[4]
   dweight_dx[0] = -hy, dweight_dx[1] = hy, dweight_dx[2] = -ly, dweight_dx[3] = ly;
 }
 
-// Whether point (y, x) has a corner that can contribute (value or slope): y in [-1, H),
-// x in [-1, W). Written as a conjunction so that NaN coordinates fail it; within it,
-// floor(y) is in [-1, H-1], so converting it to an integer cannot overflow.
+// The two border rules (the values of deform_conv2d's `border` argument).
+enum SampleBorder : int64_t { kBorderDcnv2 = 0, kBorderDcnv1 = 1 };
+
+// Whether point (y, x) has a corner that can contribute (value or slope): under DCNv2,
+// y in [-1, H) and x in [-1, W); under DCNv1, y in [0, H) and x in [0, W). Written as a
+// conjunction so that NaN coordinates fail it; within it, floor(y) is in [-1, H-1], so
+// converting it to an integer cannot overflow.
 template <typename T>
-DCN_INLINE bool bilinear_zero_padded_reaches_map(int64_t height, int64_t width, T y, T x) {
-  return y >= T(-1) && y < T(height) && x >= T(-1) && x < T(width);
+DCN_INLINE bool bilinear_reaches_map(int64_t height, int64_t width, T y, T x, int64_t border) {
+  const T low = border == kBorderDcnv1 ? T(0) : T(-1);
+  return y >= low && y < T(height) && x >= low && x < T(width);
+}
+
+// Top-left corner (y0, x0) of the cell point (y, x) interpolates in, and the weights of
+// its 4 corners (order of BilinearSample) with their derivatives, under `border`.
+// Returns false, leaving the outputs unset, when the point samples nothing. Corners
+// outside the map (DCNv2 only) get their formula weights: callers zero or pad them.
+template <typename T>
+DCN_INLINE bool bilinear_cell(int64_t height, int64_t width, T y, T x, int64_t border,
+                              int64_t& y0, int64_t& x0, T weight[4], T dweight_dy[4],
+                              T dweight_dx[4]) {
+  if (!bilinear_reaches_map(height, width, y, x, border)) {
+    return false;
+  }
+  T y_floor = floor(y);
+  T x_floor = floor(x);
+  T ly = y - y_floor;  // fractions in [0, 1)
+  T lx = x - x_floor;
+  // DCNv1: in the last row (column) the point is moved onto it, so ly (lx) is 0 and the
+  // value no longer depends on y (x).
+  const bool snap_y = border == kBorderDcnv1 && y_floor >= T(height - 1);
+  const bool snap_x = border == kBorderDcnv1 && x_floor >= T(width - 1);
+  if (snap_y) ly = T(0);
+  if (snap_x) lx = T(0);
+  bilinear_corner_weights(ly, lx, weight, dweight_dy, dweight_dx);
+DCN_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    if (snap_y) dweight_dy[j] = T(0);
+    if (snap_x) dweight_dx[j] = T(0);
+  }
+  y0 = static_cast<int64_t>(y_floor);
+  x0 = static_cast<int64_t>(x_floor);
+  return true;
 }
 
 template <typename T>
-DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x,
+DCN_INLINE void bilinear_zero_padded(int64_t height, int64_t width, T y, T x, int64_t border,
                                      BilinearSample<T>& s) {
 DCN_UNROLL
   for (int j = 0; j < 4; ++j) {
@@ -59,16 +105,12 @@ DCN_UNROLL
     s.dweight_dy[j] = T(0);
     s.dweight_dx[j] = T(0);
   }
-  if (!bilinear_zero_padded_reaches_map(height, width, y, x)) {
+  int64_t y0, x0;
+  T weight[4], dy[4], dx[4];
+  if (!bilinear_cell(height, width, y, x, border, y0, x0, weight, dy, dx)) {
     return;
   }
-  const T y_floor = floor(y);
-  const T x_floor = floor(x);
-  const int64_t y0 = static_cast<int64_t>(y_floor);
-  const int64_t x0 = static_cast<int64_t>(x_floor);
-  T weight[4], dy[4], dx[4];
-  bilinear_corner_weights(y - y_floor, x - x_floor, weight, dy, dx);  // fractions in [0, 1)
-
+  // Under DCNv1 in the last row, row y0 + 1 = H is outside and its weights are 0.
   const bool top = y0 >= 0;
   const bool bottom = y0 + 1 <= height - 1;
   const bool left = x0 >= 0;

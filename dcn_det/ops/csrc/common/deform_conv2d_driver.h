@@ -64,6 +64,7 @@ inline DeformConv2dGeometry make_deform_conv2d_geometry(const at::Tensor& input,
   g.out_w = out_size.second;
   g.offset_groups = p.offset_groups;
   g.use_mask = use_mask;
+  g.border = p.border;
   return g;
 }
 
@@ -255,11 +256,11 @@ at::Tensor deform_conv2d_forward_kernel(const at::Tensor& input, const at::Tenso
                                         const std::optional<at::Tensor>& mask, int64_t stride_h,
                                         int64_t stride_w, int64_t pad_h, int64_t pad_w,
                                         int64_t dilation_h, int64_t dilation_w, int64_t groups,
-                                        int64_t offset_groups) {
+                                        int64_t offset_groups, int64_t border) {
   const typename Backend::Guard guard(input.device());
   return deform_conv2d_forward_impl<Backend>(
       input, offset, weight, bias, mask,
-      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
+      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, border});
 }
 
 template <typename Backend>
@@ -267,11 +268,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset,
     const at::Tensor& weight, const std::optional<at::Tensor>& mask, int64_t stride_h,
     int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-    int64_t groups, int64_t offset_groups) {
+    int64_t groups, int64_t offset_groups, int64_t border) {
   const typename Backend::Guard guard(input.device());
   return deform_conv2d_backward_impl<Backend>(
       grad_output, input, offset, weight, mask,
-      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups});
+      {stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, border});
 }
 
 }  // namespace dcn_det

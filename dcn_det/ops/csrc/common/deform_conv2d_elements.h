@@ -36,6 +36,7 @@ struct DeformConv2dGeometry {
   int64_t out_h, out_w;
   int64_t offset_groups;
   bool use_mask;
+  int64_t border;  // SampleBorder of common/bilinear.h: kBorderDcnv2 or kBorderDcnv1
 
   DCN_INLINE int64_t taps() const { return kernel_h * kernel_w; }
   DCN_INLINE int64_t out_pixels() const { return out_h * out_w; }
@@ -79,7 +80,7 @@ DCN_INLINE DeformConv2dSampleIndex deform_conv2d_bilinear_at(const DeformConv2dG
   const DeformConv2dSampleIndex i = deform_conv2d_unravel(g, s);
   T y, x;
   deform_conv2d_sampling_point(g, offset, i.b, i.group, i.k, i.p, y, x);
-  bilinear_zero_padded(g.height, g.width, y, x, bs);
+  bilinear_zero_padded(g.height, g.width, y, x, g.border, bs);
   return i;
 }
 

@@ -54,31 +54,29 @@ struct ChannelsLastGeometry {
   }
 };
 
-// One sample: where its top-left corner is in the padded image (-1: the point is
-// outside [-1, H) x [-1, W) and samples 0) and its mask-weighted bilinear weights.
+// One sample: where its top-left corner is in the padded image (-1: the point
+// samples 0: outside [-1, H) x [-1, W), or under the DCNv1 rule outside [0, H) x [0, W)) and its mask-weighted bilinear weights.
 template <typename T>
 struct PaddedCorners {
   int64_t base;
   T weight[4];
 };
 
-// Bilinear weights of point (y, x) and their derivatives (common/bilinear.h's
-// formulas and corner order). Returns the top-left corner's element offset in the
-// padded image, or -1 when the point samples nothing (NaN included).
+// Bilinear weights of point (y, x) and their derivatives under the geometry's border
+// rule (common/bilinear.h's bilinear_cell: formulas and corner order). Returns the
+// top-left corner's element offset in the padded image, or -1 when the point samples
+// nothing (NaN included).
 template <typename T>
 inline int64_t padded_bilinear(const ChannelsLastGeometry& cl, T y, T x, T weight[4], T dweight_dy[4],
                                T dweight_dx[4]) {
   const DeformConv2dGeometry& g = cl.g;
-  if (!bilinear_zero_padded_reaches_map(g.height, g.width, y, x)) {
+  int64_t y0, x0;
+  if (!bilinear_cell(g.height, g.width, y, x, g.border, y0, x0, weight, dweight_dy, dweight_dx)) {
     return -1;
   }
-  const T y_floor = std::floor(y);
-  const T x_floor = std::floor(x);
-  bilinear_corner_weights(y - y_floor, x - x_floor, weight, dweight_dy, dweight_dx);
-  // floor(y) in [-1, H-1] -> padded row in [0, H]; the +1 row/column below stays inside.
-  const int64_t row = static_cast<int64_t>(y_floor) + 1;
-  const int64_t col = static_cast<int64_t>(x_floor) + 1;
-  return (row * cl.padded_width() + col) * g.channels;
+  // y0 in [-1, H-1] -> padded row in [0, H]; the +1 row/column below stays inside (a
+  // corner outside the map reads the zero border; under DCNv1 its weight is also 0).
+  return ((y0 + 1) * cl.padded_width() + x0 + 1) * g.channels;
 }
 
 }  // namespace cpu

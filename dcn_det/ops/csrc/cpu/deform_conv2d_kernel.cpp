@@ -225,8 +225,9 @@ void forward_chunk_fused(const ChannelsLastGeometry& cl, const at::Tensor& input
 at::Tensor forward_kernel(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& weight_,
                           const std::optional<at::Tensor>& bias_, const std::optional<at::Tensor>& mask_,
                           int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
-                          int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups) {
-  const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups};
+                          int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups,
+                          int64_t border) {
+  const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, border};
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, bias_, mask_, p);
   const auto ctype = compute_type(input_.scalar_type());
   const DeformConv2dOperands in(input_, offset_, weight_, mask_, ctype);
@@ -335,8 +336,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
     const at::Tensor& grad_output_, const at::Tensor& input_, const at::Tensor& offset_,
     const at::Tensor& weight_, const std::optional<at::Tensor>& mask_, int64_t stride_h, int64_t stride_w,
     int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t groups,
-    int64_t offset_groups) {
-  const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups};
+    int64_t offset_groups, int64_t border) {
+  const DeformConv2dParams p{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, border};
   const auto out_size = check_deform_conv2d_args(input_, offset_, weight_, std::nullopt, mask_, p, &grad_output_);
   const auto dtype = input_.scalar_type();
   const auto ctype = compute_type(dtype);
