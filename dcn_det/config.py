@@ -63,6 +63,12 @@ def add_dcn_config(cfg: CN) -> CN:
     # resolution). C4 heads pool 14x14 and use 7 to keep the offset fc small.
     dcn.POOL_PART_SIZE = 0
 
+    # The stem's 3x3/2 max-pool with padding 0 in ceil mode, as in the original MXNet / Caffe
+    # ResNets (the authors' released models), instead of detectron2's padding 1, floor mode:
+    # a 387-pixel map pools to 193, not 194. Read by build_dcn_resnet_backbone (and its FPN).
+    defaults.MODEL.RESNETS = CN()
+    defaults.MODEL.RESNETS.STEM_POOL_CEIL_MODE = False
+
     rfcn = defaults.MODEL.RFCN = CN()
     # k: k x k position-sensitive score maps and bins.
     rfcn.GROUP_SIZE = 7

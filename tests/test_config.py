@@ -9,6 +9,7 @@ from dcn_det.config import add_dcn_config, use_dcn_builders
 DEFAULTS = {
     "MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE": [-1, -1, -1, -1],
     "MODEL.DCN.BORDER": "dcnv2",
+    "MODEL.RESNETS.STEM_POOL_CEIL_MODE": False,
     "MODEL.DCN.POOL": "",
     "MODEL.DCN.POOL_TRANS_STD": 0.1,
     "MODEL.DCN.POOL_SAMPLE_PER_PART": 4,

@@ -468,3 +468,27 @@ def test_model_dcn_border_reaches_every_deformable_conv(modulated):
     with torch.no_grad():
         a, b = default(x)["res5"], original(x)["res5"]
     assert (a - b).abs().max() > 1e-3 * a.abs().max()
+
+
+def test_stem_pool_ceil_mode_is_the_original_networks_pool():
+    """MODEL.RESNETS.STEM_POOL_CEIL_MODE: padding 0, ceil mode (MXNet's pooling_convention
+    "full"): out = ceil((387 - 3) / 2) + 1 = 193 where detectron2's pad 1 gives 194; same
+    parameters, so a checkpoint of one loads into the other."""
+    cfg = _cfg(deform_on=(False, False, False, True))
+    default = build_dcn_resnet_backbone(cfg, ShapeSpec(channels=3)).eval()
+    cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE = True
+    original = build_dcn_resnet_backbone(cfg, ShapeSpec(channels=3)).eval()
+    original.load_state_dict(default.state_dict())
+    assert set(original.state_dict()) == set(default.state_dict())
+    x = torch.randn(1, 3, 774, 40)
+    with torch.no_grad():
+        stem_in = torch.relu(default.stem.conv1(x))  # 387 x 20
+        assert stem_in.shape[-2:] == (387, 20)
+        got = original.stem(x)
+        assert got.shape[-2:] == (193, 10) and default.stem(x).shape[-2:] == (194, 10)
+        # Each output is the max of its 3x3 window starting at 2*i, 2*j (the last window of
+        # the 20 columns, starting at 18, covers columns 18-19 only).
+        for i, j in [(0, 0), (96, 4), (192, 9)]:
+            window = stem_in[0, :, 2 * i: 2 * i + 3, 2 * j: 2 * j + 3]
+            torch.testing.assert_close(got[0, :, i, j], window.amax(dim=(1, 2)))
+        assert original(x)["res5"].shape[-2:] == (25, 2)  # 193 -> 97 -> 49 -> 25, 10 -> 5 -> 3 -> 2

@@ -78,6 +78,21 @@ class DeformBottleneck(CNNBlockBase):
         return F.relu_(out + shortcut)
 
 
+class CeilModeStem(CNNBlockBase):
+    """detectron2's stem (conv1 7x7/2, ReLU, 3x3/2 max-pool) with the max-pool of the
+    original MXNet / Caffe ResNets: padding 0, ceil mode (MODEL.RESNETS.STEM_POOL_CEIL_MODE).
+    A 387-pixel map pools to 193 instead of detectron2's 194. Takes over the stem's conv1,
+    so parameter names and checkpoints are unchanged."""
+
+    def __init__(self, stem: CNNBlockBase):
+        super().__init__(stem.in_channels, stem.out_channels, stem.stride)
+        self.conv1 = stem.conv1
+
+    def forward(self, x):
+        x = F.relu_(self.conv1(x))
+        return F.max_pool2d(x, kernel_size=3, stride=2, padding=0, ceil_mode=True)
+
+
 def deformable_blocks(cfg, stage_index: int, num_blocks: int) -> range:
     """Indices of the blocks of stage res{stage_index} (2..5) that are deformable."""
     if not cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE[stage_index - 2]:
@@ -120,6 +135,8 @@ def build_dcn_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     """detectron2's ResNet (MODEL.RESNETS.*) with dcn_det deformable blocks where
     MODEL.RESNETS.DEFORM_ON_PER_STAGE and MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE say."""
     resnet = build_resnet_backbone(without_deform(cfg), input_shape)
+    if cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE:
+        resnet.stem = CeilModeStem(resnet.stem)
     for name, stage in zip(resnet.stage_names, resnet.stages):
         make_stage_deformable(cfg, stage, int(name[len("res"):]))
     # Re-apply freezing so that swapped-in blocks of frozen stages are frozen too.
