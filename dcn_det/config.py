@@ -81,6 +81,10 @@ def add_dcn_config(cfg: CN) -> CN:
     # DCNv2-style modulated PS-RoI pooling (a learned mask per bin); needs DEFORMABLE.
     rfcn.MODULATED = False
     rfcn.TRANS_STD = 0.1
+    # Pool each box as (x1, y1, x2 - 1, y2 - 1): the original code's +1 box convention, in
+    # which x2, y2 name the last pixel inside (its pooling ops add the 1 back); detectron2's
+    # boxes are continuous, so without this the authors' models pool one pixel wider.
+    rfcn.POOL_PLUS_ONE_BOXES = False
     rfcn.SAMPLE_PER_PART = 4
     # Online hard example mining: per image, train on the N sampled RoIs with the highest
     # loss (0 = off). With OHEM, sample many RoIs (MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE).

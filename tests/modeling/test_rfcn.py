@@ -344,3 +344,24 @@ def test_heads_are_registered_and_read_the_config():
     assert type(heads) is RFCNROIHeads
     assert (heads.ohem_rois, heads.smooth_l1_beta, heads.sample_per_part) == (64, 0.5, 2)
     assert heads.cls_pool.trans_std == 0.2 and heads.spatial_scale == 1 / 16
+
+
+@pytest.mark.parametrize("deformable", [False, True], ids=["psroi", "dpsroi"])
+def test_pool_plus_one_boxes_pools_each_box_one_pixel_smaller(deformable):
+    """MODEL.RFCN.POOL_PLUS_ONE_BOXES: the head pools (x1, y1, x2 - 1, y2 - 1), i.e. gives the
+    same scores as the plain head on boxes shrunk by one pixel at the far corner, and others
+    than on the boxes themselves."""
+    original, plain = _heads(POOL_PLUS_ONE_BOXES=True, DEFORMABLE=deformable), _heads(DEFORMABLE=deformable)
+    for m in original.modules():
+        if isinstance(m, DeformPSRoIPool):  # non-zero pooling offsets: the deformable path matters
+            for p in m.parameters():
+                torch.nn.init.normal_(p, std=0.05)
+    plain.load_state_dict(original.state_dict())
+    feature = _features()["res5"]
+    boxes = [p.proposal_boxes for p in _proposals()]
+    shrunk = [Boxes(b.tensor - torch.tensor([0.0, 0.0, 1.0, 1.0])) for b in boxes]
+    with torch.no_grad():
+        got, want, unshrunk = original.predict(feature, boxes), plain.predict(feature, shrunk), plain.predict(feature, boxes)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (got[0] - unshrunk[0]).abs().max() > 1e-6

@@ -64,6 +64,7 @@ class RFCNROIHeads(ROIHeads):
         test_score_thresh: float = 0.05,
         test_nms_thresh: float = 0.5,
         test_topk_per_image: int = 100,
+        pool_plus_one_boxes: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -86,6 +87,7 @@ class RFCNROIHeads(ROIHeads):
         self.test_score_thresh = test_score_thresh
         self.test_nms_thresh = test_nms_thresh
         self.test_topk_per_image = test_topk_per_image
+        self.pool_plus_one_boxes = pool_plus_one_boxes
 
         k2 = group_size * group_size
         scores = self.num_classes + 1
@@ -134,6 +136,7 @@ class RFCNROIHeads(ROIHeads):
             test_score_thresh=cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST,
             test_nms_thresh=cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST,
             test_topk_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
+            pool_plus_one_boxes=rfcn.POOL_PLUS_ONE_BOXES,
         )
         return ret
 
@@ -142,6 +145,8 @@ class RFCNROIHeads(ROIHeads):
         x = self.hidden(feature)
         cls_maps, bbox_maps = self.rfcn_cls(x), self.rfcn_bbox(x)
         rois = convert_boxes_to_pooler_format(boxes)
+        if self.pool_plus_one_boxes:  # the original's boxes: x2, y2 are the last pixel inside
+            rois = rois - rois.new_tensor([0, 0, 0, 1, 1])
         if self.cls_pool is not None:
             cls_bins = self.cls_pool(x, cls_maps, rois)
             bbox_bins = self.bbox_pool(x, bbox_maps, rois)
