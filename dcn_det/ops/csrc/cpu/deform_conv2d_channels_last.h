@@ -55,7 +55,8 @@ struct ChannelsLastGeometry {
 };
 
 // One sample: where its top-left corner is in the padded image (-1: the point
-// samples 0: outside [-1, H) x [-1, W), or under the DCNv1 rule outside [0, H) x [0, W)) and its mask-weighted bilinear weights.
+// samples 0, being outside [-1, H) x [-1, W), or under the DCNv1 rule outside
+// [0, H) x [0, W)) and its mask-weighted bilinear weights.
 template <typename T>
 struct PaddedCorners {
   int64_t base;
