@@ -69,6 +69,17 @@ def add_dcn_config(cfg: CN) -> CN:
     defaults.MODEL.RESNETS = CN()
     defaults.MODEL.RESNETS.STEM_POOL_CEIL_MODE = False
 
+    # The proposal rules of the original code, read by PROPOSAL_GENERATOR.NAME "OriginalRPN"
+    # (dcn_det.modeling.proposal_generator; with both at their defaults it is detectron2's
+    # RPN). DROP_PARTIAL_CELLS: no proposals from the anchors of the partial last row / column
+    # of cells (row >= H // stride or column >= W // stride). PROPOSAL_RULES "original":
+    # decode in float64 without a scale clamp, clip to [0, W-1] x [0, H-1] in the +1 box
+    # convention, keep degenerate boxes; "detectron2": detectron2's decoding and clipping.
+    # The original anchors themselves: MODEL.ANCHOR_GENERATOR.NAME "RoundedAnchorGenerator".
+    defaults.MODEL.RPN = CN()
+    defaults.MODEL.RPN.DROP_PARTIAL_CELLS = False
+    defaults.MODEL.RPN.PROPOSAL_RULES = "detectron2"
+
     rfcn = defaults.MODEL.RFCN = CN()
     # k: k x k position-sensitive score maps and bins.
     rfcn.GROUP_SIZE = 7
@@ -218,6 +229,14 @@ def check_cfg(cfg: CN) -> CN:
         fail(f'MODEL.DCN.POOL must be "", "dpool" or "mdpool", got {dcn.POOL!r}')
     if dcn.BORDER not in ("dcnv2", "dcnv1"):
         fail(f'MODEL.DCN.BORDER must be "dcnv2" or "dcnv1", got {dcn.BORDER!r}')
+    rpn = cfg.MODEL.RPN
+    if rpn.PROPOSAL_RULES not in ("detectron2", "original"):
+        fail(f'MODEL.RPN.PROPOSAL_RULES must be "detectron2" or "original", got {rpn.PROPOSAL_RULES!r}')
+    generator = cfg.MODEL.PROPOSAL_GENERATOR.NAME
+    if (rpn.DROP_PARTIAL_CELLS or rpn.PROPOSAL_RULES != "detectron2") and generator != "OriginalRPN":
+        fail(f"MODEL.RPN.DROP_PARTIAL_CELLS / PROPOSAL_RULES are read by MODEL.PROPOSAL_GENERATOR.NAME "
+             f"\"OriginalRPN\"; {generator!r} would ignore them")
+
     heads = cfg.MODEL.ROI_HEADS.NAME
     if dcn.POOL and not _roi_heads_attr(heads, "DCN_POOL_SUPPORTED"):
         fail(f"MODEL.DCN.POOL {dcn.POOL!r} needs ROI heads with a deformable box pooler (e.g. DeformStandardROIHeads, "

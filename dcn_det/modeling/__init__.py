@@ -6,6 +6,8 @@ from .backbone import (
     build_dcn_resnet_fpn_backbone,
     build_dcn_retinanet_resnet_fpn_backbone,
 )
+from .anchor_generator import RoundedAnchorGenerator
+from .proposal_generator import OriginalRPN
 from .sem_seg_heads import DeepLabV3GlobalPoolHead
 from .roi_heads import DeformCascadeROIHeads, DeformRes5ROIHeads, DeformROIPooler, DeformStandardROIHeads, RFCNROIHeads
 
@@ -21,4 +23,6 @@ __all__ = [
     "DeformCascadeROIHeads",
     "RFCNROIHeads",
     "DeepLabV3GlobalPoolHead",
+    "RoundedAnchorGenerator",
+    "OriginalRPN",
 ]

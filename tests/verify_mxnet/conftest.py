@@ -26,3 +26,20 @@ def mxnet_python():
     if python is None:
         pytest.skip(reason)
     return python
+
+
+@pytest.fixture
+def run_mxnet(mxnet_python, tmp_path):
+    """run_mxnet(script, **arrays) -> dict of arrays: runs tests/verify_mxnet/<script> under
+    the MXNet Python as ``script IN.npz OUT.npz`` and returns what it saved."""
+    import numpy as np
+
+    def run(script: str, **arrays):
+        src, dst = tmp_path / "in.npz", tmp_path / "out.npz"
+        np.savez(src, **arrays)
+        result = subprocess.run([mxnet_python, str(Path(__file__).with_name(script)), str(src), str(dst)],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return dict(np.load(dst))
+
+    return run
