@@ -79,6 +79,11 @@ def add_dcn_config(cfg: CN) -> CN:
     defaults.MODEL.RPN = CN()
     defaults.MODEL.RPN.DROP_PARTIAL_CELLS = False
     defaults.MODEL.RPN.PROPOSAL_RULES = "detectron2"
+    # Clip detections to [0, W-1] x [0, H-1] in the +1 box convention (x1 <= W-1, x2 <= W),
+    # as the original's test code, instead of detectron2's [0, W] x [0, H]. Read by
+    # RFCNROIHeads (dcn_det.modeling.plus_one_boxes).
+    defaults.MODEL.ROI_HEADS = CN()
+    defaults.MODEL.ROI_HEADS.CLIP_PLUS_ONE = False
 
     rfcn = defaults.MODEL.RFCN = CN()
     # k: k x k position-sensitive score maps and bins.

@@ -27,6 +27,8 @@ from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator import RPN
 from detectron2.structures import Boxes, ImageList, Instances
 
+from .plus_one_boxes import clip_plus_one
+
 PROPOSAL_RULES = ("detectron2", "original")
 
 
@@ -47,14 +49,6 @@ def decode_plus_one_float64(anchors: torch.Tensor, deltas: torch.Tensor, weights
     pred_h = torch.exp(deltas[:, 3] / wh) * heights
     return torch.stack([pred_ctr_x - 0.5 * pred_w, pred_ctr_y - 0.5 * pred_h,
                         pred_ctr_x + 0.5 * pred_w, pred_ctr_y + 0.5 * pred_h], dim=1)
-
-
-def clip_plus_one(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
-    """The original's clip to [0, W-1] x [0, H-1] in the +1 convention, on continuous boxes:
-    x1 in [0, W-1], x2 in [1, W] (likewise y)."""
-    height, width = image_size
-    return torch.stack([boxes[:, 0].clamp(0, width - 1), boxes[:, 1].clamp(0, height - 1),
-                        boxes[:, 2].clamp(1, width), boxes[:, 3].clamp(1, height)], dim=1)
 
 
 def whole_cell_mask(grid: Tuple[int, int], stride: int, anchors_per_cell: int, image_size: Tuple[int, int],

@@ -1,6 +1,6 @@
 """RoundedAnchorGenerator and OriginalRPN (dcn_det.modeling.anchor_generator,
 proposal_generator): the original code's anchors and test-time proposals, against an
-independent numpy reference of the original algorithm (original_proposal_reference.py) and
+independent numpy reference of the original algorithm (original_reference.py) and
 against detectron2's own RPN where the rules are off."""
 import numpy as np
 import pytest
@@ -14,9 +14,10 @@ from detectron2.structures import ImageList
 from dcn_det import add_dcn_config
 from dcn_det.config import ConfigError, check_cfg
 from dcn_det.modeling.anchor_generator import rounded_cell_anchors
-from dcn_det.modeling.proposal_generator import clip_plus_one, whole_cell_mask
+from dcn_det.modeling.plus_one_boxes import clip_plus_one
+from dcn_det.modeling.proposal_generator import whole_cell_mask
 
-from . import original_proposal_reference as ref
+from . import original_reference as ref
 
 STRIDE = 16
 SHAPES = {"res4": ShapeSpec(channels=16, stride=STRIDE)}

@@ -4,8 +4,8 @@ depth, random weights with non-zero offsets): the weights are saved in the autho
 naming, converted by tools/convert_mxnet_model.py, and both networks run on the same
 preprocessed image tensor. Compared stage by stage: res4, res5, the RPN's probabilities and
 deltas, the proposals (same boxes, same order), and -- given the same RoIs -- the pooled class
-scores, class probabilities and box deltas."""
-import os
+scores, class probabilities and box deltas, and the final detections (against the
+original's post-processing, tests/modeling/original_reference.py)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +18,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import Boxes, ImageList, Instances
 
 from dcn_det.engine import build_cfg
+from tests.modeling import original_reference as ref
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_CLASSES = 3  # + background
@@ -54,6 +55,8 @@ def _stages(cfg, checkpoint, data, image_size, mx):
         rois = torch.from_numpy(mx["rois"][:, 1:].copy())
         rois[:, 2:] += 1
         cls_logits, box_deltas = model.roi_heads.predict(features["res5"], [Boxes(rois)])
+        (detected,), _ = model.roi_heads(images, features, [Instances(image_size, proposal_boxes=Boxes(rois))])
+    expected = ref.detections(mx["rois"][:, 1:], mx["cls_prob"], mx["bbox_pred"][:, 4:], image_size)
     a = logits[0].shape[1]
     boxes = proposals.proposal_boxes.tensor.numpy().copy()
     boxes[:, 2:] -= 1
@@ -68,7 +71,35 @@ def _stages(cfg, checkpoint, data, image_size, mx):
         "proposals": float(np.abs(boxes - mx["rois"][:, 1:]).max()) if len(boxes) == len(mx["rois"]) else np.inf,
         "cls_prob": float(np.abs(probs - mx["cls_prob"]).max()),
         "box_deltas": float(np.abs(box_deltas.numpy() - mx["bbox_pred"][:, 4:]).max()),
+        "detections_unmatched": _unmatched(detected, expected),
     }
+
+
+def _iou_plus_one(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
+    inter = iw * ih
+    area = lambda x: (x[2] - x[0] + 1) * (x[3] - x[1] + 1)  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def _unmatched(detected, expected, min_score=0.05):
+    """Fraction of the detections with score > min_score, ours or the reference's, that have
+    no partner of the same class on the other side with IoU > 0.99 and |d score| <= 1e-4."""
+    boxes = detected.pred_boxes.tensor.numpy().copy()
+    boxes[:, 2:] -= 1  # continuous -> +1 convention
+    ours = [(int(c), float(s), b) for c, s, b in zip(detected.pred_classes, detected.scores, boxes)]
+
+    def missing(side, other):
+        wanted = [d for d in side if d[1] > min_score]
+        lost = [d for d in wanted if not any(o[0] == d[0] and abs(o[1] - d[1]) <= 1e-4 and
+                                             _iou_plus_one(o[2], d[2]) > 0.99 for o in other)]
+        return len(lost), len(wanted)
+
+    lost_a, n_a = missing(ours, expected)
+    lost_b, n_b = missing(expected, ours)
+    assert n_a > 0 and n_b > 0, "test data: no detection above the score threshold"
+    return max(lost_a / n_a, lost_b / n_b)
 
 
 # Float32 on both sides, each accumulating in its own order. Features: 16 bottlenecks of sums
@@ -76,7 +107,7 @@ def _stages(cfg, checkpoint, data, image_size, mx):
 # outputs (given the same RoIs): 1e-5 absolute. Proposals: float32 boxes of a few hundred
 # pixels, 1e-2 px (and the same number, in the same order).
 TOLERANCE = {"res4": 1e-4, "res5": 1e-4, "rpn_prob": 1e-5, "rpn_deltas": 1e-4, "proposals": 1e-2,
-             "cls_prob": 1e-5, "box_deltas": 1e-5}
+             "cls_prob": 1e-5, "box_deltas": 1e-5, "detections_unmatched": 0.01}
 
 # Each key that makes the network the original, set back to detectron2's behaviour, and the
 # first stage it must break (so this test can fail).

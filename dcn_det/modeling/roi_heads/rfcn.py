@@ -35,6 +35,8 @@ from torch import Tensor, nn
 from dcn_det.layers import DeformPSRoIPool
 from dcn_det.ops import deform_psroi_pool
 
+from ..plus_one_boxes import clip_plus_one
+
 
 @ROI_HEADS_REGISTRY.register()
 class RFCNROIHeads(ROIHeads):
@@ -65,6 +67,7 @@ class RFCNROIHeads(ROIHeads):
         test_nms_thresh: float = 0.5,
         test_topk_per_image: int = 100,
         pool_plus_one_boxes: bool = False,
+        clip_plus_one: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,6 +91,7 @@ class RFCNROIHeads(ROIHeads):
         self.test_nms_thresh = test_nms_thresh
         self.test_topk_per_image = test_topk_per_image
         self.pool_plus_one_boxes = pool_plus_one_boxes
+        self.clip_plus_one = clip_plus_one
 
         k2 = group_size * group_size
         scores = self.num_classes + 1
@@ -137,6 +141,7 @@ class RFCNROIHeads(ROIHeads):
             test_nms_thresh=cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST,
             test_topk_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
             pool_plus_one_boxes=rfcn.POOL_PLUS_ONE_BOXES,
+            clip_plus_one=cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE,
         )
         return ret
 
@@ -217,6 +222,8 @@ class RFCNROIHeads(ROIHeads):
         counts = [p.proposal_boxes.tensor.shape[0] for p in proposals]
         proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals])
         boxes = self.box2box_transform.apply_deltas(deltas, proposal_boxes).split(counts)
+        if self.clip_plus_one:  # the original's clip; detectron2's own clip after it changes nothing
+            boxes = [clip_plus_one(b, p.image_size) for b, p in zip(boxes, proposals)]
         probs = F.softmax(logits, dim=-1).split(counts)
         instances, _ = fast_rcnn_inference(
             boxes,

@@ -1,6 +1,7 @@
-"""An independent numpy reference of the original code's anchors and test-time proposals
-(py-faster-rcnn's generate_anchors and the Deformable ConvNets proposal operator), written
-from their published algorithm in the +1 box convention, for tests/modeling/test_original_rpn.py.
+"""An independent numpy reference of the original code's anchors, test-time proposals and
+detections (py-faster-rcnn's generate_anchors, the Deformable ConvNets proposal operator and
+test post-processing), written from their published algorithm in the +1 box convention, for
+tests/modeling/test_original_rpn.py and tests/verify_mxnet/.
 Everything here is plain numpy loops over the original's steps; nothing comes from dcn_det."""
 import numpy as np
 
@@ -80,3 +81,38 @@ def proposals(fg_prob, deltas, image_size, stride, anchors, pre_nms, post_nms, n
     dets = np.hstack([boxes, scores[:, None]]).astype(np.float32)
     keep = nms_plus_one(dets, nms_thresh)[:post_nms]
     return boxes[keep].astype(np.float32)
+
+
+def decode(rois, deltas):
+    """The original's bbox_pred in float32: rois [R, 4], deltas [R, 4] -> boxes [R, 4]."""
+    rois, deltas = rois.astype(np.float32), deltas.astype(np.float32)
+    w = rois[:, 2] - rois[:, 0] + np.float32(1)
+    h = rois[:, 3] - rois[:, 1] + np.float32(1)
+    cx = rois[:, 0] + np.float32(0.5) * (w - np.float32(1))
+    cy = rois[:, 1] + np.float32(0.5) * (h - np.float32(1))
+    pcx, pcy = deltas[:, 0] * w + cx, deltas[:, 1] * h + cy
+    pw, ph = np.exp(deltas[:, 2]) * w, np.exp(deltas[:, 3]) * h
+    half = np.float32(0.5)
+    return np.stack([pcx - half * (pw - 1), pcy - half * (ph - 1), pcx + half * (pw - 1), pcy + half * (ph - 1)], 1)
+
+
+def detections(rois, cls_prob, box_deltas, image_size, score_thresh=1e-3, nms_thresh=0.3, max_per_image=100):
+    """The original test post-processing of one image, class-agnostic boxes.
+
+    rois [R, 4] (+1 convention), cls_prob [R, 1 + C] (background first), box_deltas [R, 4]
+    (the foreground deltas, target normalisation already folded in). Returns a list of
+    (class 0..C-1, score, box [4]) in the resized image, +1 convention."""
+    boxes = decode(rois, box_deltas)
+    height, width = image_size
+    boxes = np.stack([np.clip(boxes[:, 0], 0, width - 1), np.clip(boxes[:, 1], 0, height - 1),
+                      np.clip(boxes[:, 2], 0, width - 1), np.clip(boxes[:, 3], 0, height - 1)], 1)
+    per_class = []
+    for j in range(1, cls_prob.shape[1]):
+        idx = np.where(cls_prob[:, j] > score_thresh)[0]
+        dets = np.hstack([boxes[idx], cls_prob[idx, j:j + 1]]).astype(np.float32)
+        per_class.append(dets[nms_plus_one(dets, nms_thresh)] if len(dets) else dets)
+    scores = np.concatenate([d[:, 4] for d in per_class])
+    if len(scores) > max_per_image:
+        thresh = np.sort(scores)[-max_per_image]
+        per_class = [d[d[:, 4] >= thresh] for d in per_class]
+    return [(c, float(d[4]), d[:4]) for c, dets in enumerate(per_class) for d in dets]

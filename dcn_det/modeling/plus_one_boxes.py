@@ -1,0 +1,18 @@
+"""The original code's +1 box convention, on detectron2's continuous boxes.
+
+In the original (py-faster-rcnn, Deformable ConvNets) a box (x1, y1, x2, y2) names its first
+and last pixel inside: its width is x2 - x1 + 1. dcn_det keeps the same boxes as continuous
+(x1, y1, x2 + 1, y2 + 1), which detectron2's Box2BoxTransform and NMS handle exactly (the
+decoded boxes and IoUs agree; docs/original_models.md).
+"""
+from typing import Tuple
+
+import torch
+
+
+def clip_plus_one(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+    """The original's clip to [0, W-1] x [0, H-1] in the +1 convention, on continuous boxes:
+    x1 in [0, W-1], x2 in [1, W] (likewise y)."""
+    height, width = image_size
+    return torch.stack([boxes[:, 0].clamp(0, width - 1), boxes[:, 1].clamp(0, height - 1),
+                        boxes[:, 2].clamp(1, width), boxes[:, 3].clamp(1, height)], dim=1)
