@@ -81,9 +81,16 @@ def add_dcn_config(cfg: CN) -> CN:
     defaults.MODEL.RPN.PROPOSAL_RULES = "detectron2"
     # Clip detections to [0, W-1] x [0, H-1] in the +1 box convention (x1 <= W-1, x2 <= W),
     # as the original's test code, instead of detectron2's [0, W] x [0, H]. Read by
-    # RFCNROIHeads (dcn_det.modeling.plus_one_boxes).
+    # RFCNROIHeads and DeformStandardROIHeads (dcn_det.modeling.plus_one_boxes).
     defaults.MODEL.ROI_HEADS = CN()
     defaults.MODEL.ROI_HEADS.CLIP_PLUS_ONE = False
+    # The authors' Faster R-CNN box head (DeformStandardROIHeads): REDUCE_CONV_DIM > 0 puts a
+    # 1x1 conv + ReLU to that many channels over the whole feature map before RoI pooling
+    # (2048 -> 256 on res5); POOL_PLUS_ONE_BOXES pools each box as (x1, y1, x2 - 1, y2 - 1),
+    # the +1 convention of the original's pooling ops (see MODEL.RFCN.POOL_PLUS_ONE_BOXES).
+    defaults.MODEL.ROI_BOX_HEAD = CN()
+    defaults.MODEL.ROI_BOX_HEAD.REDUCE_CONV_DIM = 0
+    defaults.MODEL.ROI_BOX_HEAD.POOL_PLUS_ONE_BOXES = False
 
     rfcn = defaults.MODEL.RFCN = CN()
     # k: k x k position-sensitive score maps and bins.
@@ -243,6 +250,15 @@ def check_cfg(cfg: CN) -> CN:
              f"\"OriginalRPN\"; {generator!r} would ignore them")
 
     heads = cfg.MODEL.ROI_HEADS.NAME
+    box = cfg.MODEL.ROI_BOX_HEAD
+    if (box.REDUCE_CONV_DIM or box.POOL_PLUS_ONE_BOXES) and heads != "DeformStandardROIHeads":
+        fail(f"MODEL.ROI_BOX_HEAD.REDUCE_CONV_DIM / POOL_PLUS_ONE_BOXES are read by DeformStandardROIHeads; "
+             f"MODEL.ROI_HEADS.NAME {heads!r} would ignore them")
+    if box.REDUCE_CONV_DIM < 0:
+        fail(f"MODEL.ROI_BOX_HEAD.REDUCE_CONV_DIM must be >= 0 (0 = no reduction conv), got {box.REDUCE_CONV_DIM}")
+    if cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE and heads not in ("DeformStandardROIHeads", "RFCNROIHeads"):
+        fail(f"MODEL.ROI_HEADS.CLIP_PLUS_ONE is read by DeformStandardROIHeads and RFCNROIHeads; "
+             f"MODEL.ROI_HEADS.NAME {heads!r} would ignore it")
     if dcn.POOL and not _roi_heads_attr(heads, "DCN_POOL_SUPPORTED"):
         fail(f"MODEL.DCN.POOL {dcn.POOL!r} needs ROI heads with a deformable box pooler (e.g. DeformStandardROIHeads, "
              f"DeformRes5ROIHeads); MODEL.ROI_HEADS.NAME is {heads!r}, which would ignore it")

@@ -15,12 +15,19 @@ ResNet-101 one):
                                        one logit per anchor: fg - bg (the softmax of the pair
                                        is the sigmoid of the difference)
   rpn_bbox_pred                        proposal_generator.rpn_head.anchor_deltas
-  conv_new_1                           roi_heads.conv_new
+  conv_new_1                           roi_heads.conv_new (R-FCN) or roi_heads.box_reduce
+                                       (Faster R-CNN's 1x1 conv before RoI pooling)
   rfcn_cls [(1+C) k^2]                 roi_heads.rfcn_cls, background block moved last
   rfcn_bbox(_test) [8 k^2]             roi_heads.rfcn_bbox: the foreground half of the
                                        class-agnostic (bg, fg) box maps
   rfcn_cls_offset_t, rfcn_bbox_offset_t  roi_heads.cls_pool / bbox_pool .conv_offset
                                        (class blocks of 2 k^2, background moved last)
+  offset                               the deformable RoI pooler's offset fc
+                                       (roi_heads.box_pooler[.pooler].pool.offset_fc.0)
+  fc_new_1, fc_new_2                   roi_heads.box_head.fc1, fc2
+  cls_score [1+C]                      roi_heads.box_predictor.cls_score, background last
+  bbox_pred(_test) [4 (1+C)]           roi_heads.box_predictor.bbox_pred without the
+                                       background's 4 rows
 
 ``*_test`` tensors (the box layer with the training's target normalisation folded in, which
 the authors' checkpoints carry and their test code loads instead) supersede the plain ones.
@@ -81,6 +88,20 @@ def _foreground_boxes(block: int) -> Transform:
     return take
 
 
+def _drop_background_boxes(array, shape):
+    """Class-specific box deltas [4 (1+C)] with background first -> [4 C]."""
+    return array[4:]
+
+
+def _box_pooler_offset_fc(model_shapes) -> str:
+    """Where the model keeps its deformable RoI pooler's (first) offset fc."""
+    for key in model_shapes:
+        if key.startswith("roi_heads.box_pooler.") and key.endswith("pool.offset_fc.0.weight"):
+            return key[: -len(".weight")]
+    raise ConversionError("the file has a deformable RoI pooling offset fc (offset_*) but the model's box pooler has "
+                          "none (MODEL.DCN.POOL \"dpool\" with MODEL.DCN.POOL_OFFSET_FC_DIMS [])")
+
+
 def _target(name: str, model_shapes: Dict[str, Tuple[int, ...]]) -> Optional[Tuple[str, Transform]]:
     """The model tensor the original tensor ``name`` fills, and how; None if unknown."""
     match = re.fullmatch(r"(conv1|bn_conv1)_(weight|gamma|beta|moving_mean|moving_var)", name)
@@ -109,6 +130,8 @@ def _target(name: str, model_shapes: Dict[str, Tuple[int, ...]]) -> Optional[Tup
                          name)
     if match:
         layer, field = match.group(1), match.group(2)
+        if layer == "conv_new_1" and "roi_heads.box_reduce.weight" in model_shapes:
+            return f"roi_heads.box_reduce.{field}", _same
         module = {"conv_new_1": "conv_new", "rfcn_cls": "rfcn_cls", "rfcn_bbox": "rfcn_bbox",
                   "rfcn_cls_offset_t": "cls_pool.conv_offset", "rfcn_bbox_offset_t": "bbox_pool.conv_offset"}[layer]
         target = f"roi_heads.{module}.{field}"
@@ -120,6 +143,17 @@ def _target(name: str, model_shapes: Dict[str, Tuple[int, ...]]) -> Optional[Tup
         if layer == "rfcn_bbox":
             return target, _foreground_boxes(k2)
         return target, _same
+
+    match = re.fullmatch(r"offset_(weight|bias)", name)
+    if match:
+        return f"{_box_pooler_offset_fc(model_shapes)}.{match.group(1)}", _same
+    match = re.fullmatch(r"(fc_new_1|fc_new_2|cls_score|bbox_pred)_(weight|bias)(_test)?", name)
+    if match:
+        layer, field = match.group(1), match.group(2)
+        if layer.startswith("fc_new"):
+            return f"roi_heads.box_head.fc{layer[-1]}.{field}", _same
+        transform = _bg_last(1) if layer == "cls_score" else _drop_background_boxes
+        return f"roi_heads.box_predictor.{layer}.{field}", transform
     return None
 
 

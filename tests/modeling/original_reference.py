@@ -97,17 +97,23 @@ def decode(rois, deltas):
 
 
 def detections(rois, cls_prob, box_deltas, image_size, score_thresh=1e-3, nms_thresh=0.3, max_per_image=100):
-    """The original test post-processing of one image, class-agnostic boxes.
+    """The original test post-processing of one image.
 
     rois [R, 4] (+1 convention), cls_prob [R, 1 + C] (background first), box_deltas [R, 4]
-    (the foreground deltas, target normalisation already folded in). Returns a list of
+    (class-agnostic: R-FCN's foreground deltas) or [R, 4 (1 + C)] (class-specific, background
+    first: Faster R-CNN), target normalisation already folded in. Returns a list of
     (class 0..C-1, score, box [4]) in the resized image, +1 convention."""
-    boxes = decode(rois, box_deltas)
     height, width = image_size
-    boxes = np.stack([np.clip(boxes[:, 0], 0, width - 1), np.clip(boxes[:, 1], 0, height - 1),
-                      np.clip(boxes[:, 2], 0, width - 1), np.clip(boxes[:, 3], 0, height - 1)], 1)
+
+    def boxes_of(j):
+        d = box_deltas if box_deltas.shape[1] == 4 else box_deltas[:, 4 * j: 4 * j + 4]
+        b = decode(rois, d)
+        return np.stack([np.clip(b[:, 0], 0, width - 1), np.clip(b[:, 1], 0, height - 1),
+                         np.clip(b[:, 2], 0, width - 1), np.clip(b[:, 3], 0, height - 1)], 1)
+
     per_class = []
     for j in range(1, cls_prob.shape[1]):
+        boxes = boxes_of(j)
         idx = np.where(cls_prob[:, j] > score_thresh)[0]
         dets = np.hstack([boxes[idx], cls_prob[idx, j:j + 1]]).astype(np.float32)
         per_class.append(dets[nms_plus_one(dets, nms_thresh)] if len(dets) else dets)

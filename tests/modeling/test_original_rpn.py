@@ -131,6 +131,19 @@ def test_original_rules_match_the_reference_proposal_operator(image_size, grid):
     assert whole < grid[0] * grid[1] * 12 or image_size[0] % STRIDE == 0 == image_size[1] % STRIDE
 
 
+def test_detectron2_rules_differ_from_the_reference():
+    # So that the reference test above can fail: detectron2's clipping and decoding give other
+    # proposals on these inputs.
+    image_size, grid = (200, 250), (13, 16)
+    result, logits, deltas = _run(_rpn(_cfg(drop=True, rules="detectron2")), image_size, grid)
+    expected = ref.proposals(torch.sigmoid(logits).numpy(), deltas.numpy(), image_size, STRIDE,
+                             ref.generate_anchors(16, (0.5, 1, 2), (4, 8, 16, 32)), 400, 120, 0.7)
+    ours = result.proposal_boxes.tensor.clone()
+    ours[:, 2:] -= 1
+    n = min(len(ours), len(expected))
+    assert len(ours) != len(expected) or np.abs(ours[:n].numpy() - expected[:n]).max() > 1.0
+
+
 def test_without_drop_the_partial_cells_do_propose():
     image_size, grid = (200, 250), (13, 16)
     cfg = _cfg(drop=True, rules="original")

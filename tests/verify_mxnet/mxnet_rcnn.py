@@ -1,16 +1,20 @@
 """Runs under a Python with MXNet 1.9.1 (never imported by dcn_det or the test process):
 ``python mxnet_rcnn.py IN.npz OUT.npz``.
 
-Builds, in MXNet's symbol API, the test network of the authors' R-FCN (plain or DCN) with the
-layer names, operators and settings of their code (msracver/Deformable-ConvNets
-rfcn/symbols/resnet_v1_101_rfcn*.py), at a reduced width and ResNet-50 depth so that CI stays
+Builds, in MXNet's symbol API, the test network of the authors' R-FCN or Faster R-CNN (plain
+or DCN) with the layer names, operators and settings of their code (msracver/Deformable-ConvNets
+rfcn/symbols/resnet_v1_101_rfcn*.py, faster_rcnn/symbols/resnet_v1_101_rcnn*.py), at a reduced
+width and ResNet-50 depth so that CI stays
 fast; written here from that architecture, not copied. Random weights (seeded) are saved to
 IN's ``params_path`` in the authors' ``arg:`` / ``aux:`` naming, the network runs on IN's ``data``
 (already normalised) and ``im_info``, and OUT gets every stage: res4, res5, the RPN's
-probabilities and deltas, the RoIs, the pooled class scores, cls_prob and bbox_pred.
+probabilities and deltas, the RoIs, the pooled features (R-FCN: class scores), cls_prob and
+bbox_pred.
 
 IN: data [1, 3, H, W], im_info [1, 3], seed, width (bottleneck width of res2), num_classes
-(with background), deformable (0/1), rpn_dim, hidden_dim, pre_nms, post_nms, params_path.
+(with background), head ("rfcn" / "rcnn"), deformable (0/1), rpn_dim, hidden_dim (R-FCN's
+conv_new_1, Faster R-CNN's reduction conv), fc_dim (Faster R-CNN), pre_nms, post_nms,
+params_path.
 """
 import sys
 
@@ -79,6 +83,15 @@ def network(a):
 
     hidden = mx.sym.Activation(mx.sym.Convolution(data=res5, name="conv_new_1", num_filter=int(a["hidden_dim"]),
                                                   kernel=(1, 1)), act_type="relu")
+    head = rfcn_head if str(a["head"]) == "rfcn" else rcnn_head
+    pooled, cls_score, bbox_pred = head(hidden, head_rois, a)
+    return dict(res4=res4, res5=res5, rpn_prob=prob, rpn_bbox=rpn_bbox, rois=rois, pooled=pooled,
+                cls_prob=mx.sym.SoftmaxActivation(cls_score), bbox_pred=bbox_pred)
+
+
+def rfcn_head(hidden, rois, a):
+    """Position-sensitive score maps, (deformable) PS-RoI pooling, average voting."""
+    classes = int(a["num_classes"])
     cls_maps = mx.sym.Convolution(data=hidden, name="rfcn_cls", num_filter=K * K * classes, kernel=(1, 1))
     box_maps = mx.sym.Convolution(data=hidden, name="rfcn_bbox", num_filter=K * K * 8, kernel=(1, 1))
     common = dict(group_size=K, pooled_size=K, spatial_scale=0.0625)
@@ -86,24 +99,41 @@ def network(a):
         cls_t = mx.sym.Convolution(data=hidden, name="rfcn_cls_offset_t", num_filter=2 * K * K * classes, kernel=(1, 1))
         box_t = mx.sym.Convolution(data=hidden, name="rfcn_bbox_offset_t", num_filter=2 * K * K, kernel=(1, 1))
         deform = dict(sample_per_part=4, part_size=K, **common)
-        cls_off = mx.contrib.sym.DeformablePSROIPooling(data=cls_t, rois=head_rois, no_trans=True,
-                                                        output_dim=2 * classes, **deform)
-        box_off = mx.contrib.sym.DeformablePSROIPooling(data=box_t, rois=head_rois, no_trans=True, output_dim=2, **deform)
-        cls_pooled = mx.contrib.sym.DeformablePSROIPooling(data=cls_maps, rois=head_rois, trans=cls_off, no_trans=False,
+        cls_off = mx.contrib.sym.DeformablePSROIPooling(data=cls_t, rois=rois, no_trans=True, output_dim=2 * classes,
+                                                        **deform)
+        box_off = mx.contrib.sym.DeformablePSROIPooling(data=box_t, rois=rois, no_trans=True, output_dim=2, **deform)
+        cls_pooled = mx.contrib.sym.DeformablePSROIPooling(data=cls_maps, rois=rois, trans=cls_off, no_trans=False,
                                                            trans_std=0.1, output_dim=classes, **deform)
-        box_pooled = mx.contrib.sym.DeformablePSROIPooling(data=box_maps, rois=head_rois, trans=box_off, no_trans=False,
+        box_pooled = mx.contrib.sym.DeformablePSROIPooling(data=box_maps, rois=rois, trans=box_off, no_trans=False,
                                                            trans_std=0.1, output_dim=8, **deform)
     else:
-        cls_pooled = mx.contrib.sym.PSROIPooling(data=cls_maps, rois=head_rois, output_dim=classes, **common)
-        box_pooled = mx.contrib.sym.PSROIPooling(data=box_maps, rois=head_rois, output_dim=8, **common)
+        cls_pooled = mx.contrib.sym.PSROIPooling(data=cls_maps, rois=rois, output_dim=classes, **common)
+        box_pooled = mx.contrib.sym.PSROIPooling(data=box_maps, rois=rois, output_dim=8, **common)
     cls_score = mx.sym.Reshape(mx.sym.Pooling(cls_pooled, pool_type="avg", global_pool=True, kernel=(K, K)),
                                shape=(-1, classes))
     bbox_pred = mx.sym.Reshape(mx.sym.Pooling(box_pooled, pool_type="avg", global_pool=True, kernel=(K, K)),
                                shape=(-1, 8))
-    cls_prob = mx.sym.SoftmaxActivation(cls_score)
-    outputs = dict(res4=res4, res5=res5, rpn_prob=prob, rpn_bbox=rpn_bbox, rois=rois, cls_pooled=cls_pooled,
-                   cls_prob=cls_prob, bbox_pred=bbox_pred)
-    return outputs
+    return cls_pooled, cls_score, bbox_pred
+
+
+def rcnn_head(hidden, rois, a):
+    """(Deformable) RoI pooling 7x7 of the reduced map, fc, fc, class-specific boxes."""
+    classes, dim, fc = int(a["num_classes"]), int(a["hidden_dim"]), int(a["fc_dim"])
+    if a["deformable"]:
+        deform = dict(group_size=1, pooled_size=K, sample_per_part=4, part_size=K, output_dim=dim,
+                      spatial_scale=0.0625)
+        plain = mx.contrib.sym.DeformablePSROIPooling(data=hidden, rois=rois, no_trans=True, **deform)
+        offset = mx.sym.Reshape(mx.sym.FullyConnected(data=plain, name="offset", num_hidden=2 * K * K),
+                                shape=(-1, 2, K, K))
+        pooled = mx.contrib.sym.DeformablePSROIPooling(data=hidden, rois=rois, trans=offset, no_trans=False,
+                                                       trans_std=0.1, **deform)
+    else:
+        pooled = mx.sym.ROIPooling(data=hidden, rois=rois, pooled_size=(K, K), spatial_scale=0.0625)
+    x = mx.sym.Activation(mx.sym.FullyConnected(data=pooled, name="fc_new_1", num_hidden=fc), act_type="relu")
+    x = mx.sym.Activation(mx.sym.FullyConnected(data=x, name="fc_new_2", num_hidden=fc), act_type="relu")
+    cls_score = mx.sym.FullyConnected(data=x, name="cls_score", num_hidden=classes)
+    bbox_pred = mx.sym.FullyConnected(data=x, name="bbox_pred", num_hidden=4 * classes)
+    return pooled, cls_score, bbox_pred
 
 
 def random_params(symbol, shapes, seed):
@@ -117,9 +147,9 @@ def random_params(symbol, shapes, seed):
             continue
         if name.endswith("_weight"):
             fan_in = int(np.prod(shape[1:]))
-            if name.startswith(("rpn_bbox", "rfcn_bbox_weight")):
+            if name.startswith(("rpn_bbox", "rfcn_bbox_weight", "bbox_pred")):
                 scale = 0.02 / fan_in  # box deltas of a few tenths: boxes move but stay boxes
-            elif "offset" in name or name.startswith(("rpn_cls", "rfcn")):
+            elif "offset" in name or name.startswith(("rpn_cls", "rfcn", "cls_score", "fc_new")):
                 scale = 1.0 / fan_in
             else:
                 scale = 2.0 / fan_in
