@@ -109,6 +109,10 @@ def add_dcn_config(cfg: CN) -> CN:
     # boxes are continuous, so without this the authors' models pool one pixel wider.
     rfcn.POOL_PLUS_ONE_BOXES = False
     rfcn.SAMPLE_PER_PART = 4
+    # Plain (non-deformable) head only: pool each bin as the mean of the whole pixels it
+    # covers (MXNet PSROIPooling, the authors' non-deformable R-FCN; dcn_det.ops.psroi_pool)
+    # instead of SAMPLE_PER_PART^2 bilinear samples.
+    rfcn.INTEGER_BINS = False
     # Online hard example mining: per image, train on the N sampled RoIs with the highest
     # loss (0 = off). With OHEM, sample many RoIs (MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE).
     rfcn.OHEM_ROIS = 0
@@ -274,6 +278,9 @@ def check_cfg(cfg: CN) -> CN:
             fail(f"MODEL.RFCN.GROUP_SIZE (k, the k x k position-sensitive bins) must be >= 1, got {rfcn.GROUP_SIZE}")
         if rfcn.SAMPLE_PER_PART < 1:
             fail(f"MODEL.RFCN.SAMPLE_PER_PART must be >= 1, got {rfcn.SAMPLE_PER_PART}")
+    if rfcn.INTEGER_BINS and rfcn.DEFORMABLE:
+        fail("MODEL.RFCN.INTEGER_BINS is the plain head's pooling (MXNet PSROIPooling); with MODEL.RFCN.DEFORMABLE "
+             "the bins are sampled (SAMPLE_PER_PART)")
     if rfcn.MODULATED and not rfcn.DEFORMABLE:
         fail("MODEL.RFCN.MODULATED needs MODEL.RFCN.DEFORMABLE (modulation scales the deformable bins)")
     from .solver import check_lr_factors  # SOLVER.PARAM_LR_FACTORS, DCN_OFFSET_LR_FACTOR

@@ -365,3 +365,32 @@ def test_pool_plus_one_boxes_pools_each_box_one_pixel_smaller(deformable):
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert (got[0] - unshrunk[0]).abs().max() > 1e-6
+
+
+def test_integer_bins_pool_with_psroi_pool():
+    """MODEL.RFCN.INTEGER_BINS: the plain head's scores are the average votes of psroi_pool's
+    whole-pixel bins (the op itself: tests/ops/test_psroi_pool.py, and against MXNet)."""
+    from dcn_det.ops import psroi_pool
+
+    heads = _heads(INTEGER_BINS=True)
+    feature = _features()["res5"]
+    boxes = [p.proposal_boxes for p in _proposals()]
+    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.tensor], 1) for i, b in enumerate(boxes)])
+    with torch.no_grad():
+        logits, deltas = heads.predict(feature, boxes)
+        x = heads.hidden(feature)
+        want_logits = psroi_pool(heads.rfcn_cls(x), rois, 1 / 16, NUM_CLASSES + 1, K, K).mean(dim=(2, 3))
+        want_deltas = psroi_pool(heads.rfcn_bbox(x), rois, 1 / 16, 4, K, K).mean(dim=(2, 3))
+        sampled, _ = _heads().predict(feature, boxes)
+    torch.testing.assert_close(logits, want_logits, rtol=0, atol=0)
+    torch.testing.assert_close(deltas, want_deltas, rtol=0, atol=0)
+    assert (logits - sampled).abs().max() > 1e-6
+
+
+def test_integer_bins_with_deformable_is_refused():
+    with pytest.raises(ValueError, match="INTEGER_BINS"):
+        _heads(INTEGER_BINS=True, DEFORMABLE=True)
+    from dcn_det.config import ConfigError, check_cfg
+
+    with pytest.raises(ConfigError, match="INTEGER_BINS"):
+        check_cfg(_cfg(INTEGER_BINS=True, DEFORMABLE=True))

@@ -166,12 +166,14 @@ FLIPS = [
 ]
 HEAD_FLIPS = {
     "rfcn": [(["MODEL.RFCN.POOL_PLUS_ONE_BOXES", "False"], "pooled")],
+    "rfcn_coco.yaml": [(["MODEL.RFCN.INTEGER_BINS", "False"], "pooled")],
     "rcnn": [(["MODEL.ROI_BOX_HEAD.POOL_PLUS_ONE_BOXES", "False"], "pooled")],
 }
 DEFORMABLE_FLIPS = [(["MODEL.DCN.BORDER", "dcnv2"], "res5")]
 
 
-CONFIGS = [("rfcn_dcn_coco.yaml", "rfcn", 1), ("rcnn_dcn_coco.yaml", "rcnn", 1), ("rcnn_coco.yaml", "rcnn", 0)]
+CONFIGS = [("rfcn_dcn_coco.yaml", "rfcn", 1), ("rfcn_coco.yaml", "rfcn", 0), ("rcnn_dcn_coco.yaml", "rcnn", 1),
+           ("rcnn_coco.yaml", "rcnn", 0)]
 
 
 @pytest.mark.parametrize("config,head,deformable", CONFIGS, ids=[c[0][: -len(".yaml")] for c in CONFIGS])
@@ -198,7 +200,7 @@ def test_original_detector_matches_the_mxnet_network(run_mxnet, tmp_path, config
     over = {k: v for k, v in diffs.items() if not v <= TOLERANCE[k]}
     assert not over, f"stages beyond tolerance {TOLERANCE}: {over}"
 
-    for flip, stage in FLIPS + HEAD_FLIPS[head] + (DEFORMABLE_FLIPS if deformable else []):
+    for flip, stage in FLIPS + HEAD_FLIPS[head] + HEAD_FLIPS.get(config, []) + (DEFORMABLE_FLIPS if deformable else []):
         flipped = _stages(build_cfg(config_file, opts + flip + ["MODEL.DEVICE", "cpu"]), checkpoint, data,
                           image_size, mx)
         assert not flipped[stage] <= TOLERANCE[stage], f"{flip} should change {stage}: {flipped}"

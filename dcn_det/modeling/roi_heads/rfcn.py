@@ -4,7 +4,8 @@ position-sensitive RoI pooling (Dai et al., 2017; Zhu et al., 2019).
 On a single feature map (ResNet res5 at stride 16, RESNETS.RES5_DILATION 2):
   1x1 conv to MODEL.RFCN.HIDDEN_DIM + ReLU,
   1x1 convs to k*k*(C+1) class score maps and k*k*4 class-agnostic box maps,
-  PS-RoI pooling (plain, or deformable with offsets from a zero-initialised conv),
+  PS-RoI pooling (plain: bilinear samples per bin, or MODEL.RFCN.INTEGER_BINS the original's
+  mean over whole pixels; or deformable with offsets from a zero-initialised conv),
   average voting over the k x k bins -> class logits [R, C+1] and box deltas [R, 4],
   softmax cross-entropy + smooth-L1 (or GIoU) loss, optionally on the hardest RoIs only (OHEM),
   and detectron2's Fast R-CNN inference (score threshold, per-class NMS, detections per image).
@@ -33,7 +34,7 @@ from fvcore.nn.weight_init import c2_msra_fill
 from torch import Tensor, nn
 
 from dcn_det.layers import DeformPSRoIPool
-from dcn_det.ops import deform_psroi_pool
+from dcn_det.ops import deform_psroi_pool, psroi_pool
 
 from ..plus_one_boxes import clip_plus_one
 
@@ -68,11 +69,14 @@ class RFCNROIHeads(ROIHeads):
         test_topk_per_image: int = 100,
         pool_plus_one_boxes: bool = False,
         clip_plus_one: bool = False,
+        integer_bins: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if modulated and not deformable:
             raise ValueError("MODEL.RFCN.MODULATED needs MODEL.RFCN.DEFORMABLE")
+        if integer_bins and deformable:
+            raise ValueError("MODEL.RFCN.INTEGER_BINS is the plain head's pooling; deformable PS-RoI pooling samples")
         if bbox_reg_loss_type not in ("smooth_l1", "giou"):
             raise ValueError(f'MODEL.RFCN.BBOX_REG_LOSS_TYPE must be "smooth_l1" or "giou", got {bbox_reg_loss_type!r}')
         if hidden_init not in ("normal", "msra"):
@@ -92,6 +96,7 @@ class RFCNROIHeads(ROIHeads):
         self.test_topk_per_image = test_topk_per_image
         self.pool_plus_one_boxes = pool_plus_one_boxes
         self.clip_plus_one = clip_plus_one
+        self.integer_bins = integer_bins
 
         k2 = group_size * group_size
         scores = self.num_classes + 1
@@ -142,6 +147,7 @@ class RFCNROIHeads(ROIHeads):
             test_topk_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
             pool_plus_one_boxes=rfcn.POOL_PLUS_ONE_BOXES,
             clip_plus_one=cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE,
+            integer_bins=rfcn.INTEGER_BINS,
         )
         return ret
 
@@ -168,6 +174,8 @@ class RFCNROIHeads(ROIHeads):
 
     def _ps_pool(self, maps: Tensor, rois: Tensor, output_dim: int) -> Tensor:
         k = self.group_size
+        if self.integer_bins:  # the original R-FCN's whole-pixel bins (MXNet PSROIPooling)
+            return psroi_pool(maps, rois, self.spatial_scale, output_dim, k, k)
         return deform_psroi_pool(maps, rois, None, self.spatial_scale, output_dim, k, k, k, self.sample_per_part, no_trans=True)
 
     def forward(self, images, features: Dict[str, Tensor], proposals: List[Instances], targets=None):
