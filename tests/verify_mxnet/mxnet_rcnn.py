@@ -12,9 +12,10 @@ probabilities and deltas, the RoIs, the pooled features (R-FCN: class scores), c
 bbox_pred.
 
 IN: data [1, 3, H, W], im_info [1, 3], seed, width (bottleneck width of res2), num_classes
-(with background), head ("rfcn" / "rcnn"), deformable (0/1), rpn_dim, hidden_dim (R-FCN's
-conv_new_1, Faster R-CNN's reduction conv), fc_dim (Faster R-CNN), pre_nms, post_nms,
-params_path.
+(with background), head ("rfcn" / "rcnn"), deform_conv (0/1: deformable res5), deform_groups,
+deform_pool (0/1: deformable (PS-)RoI pooling), k (R-FCN's k x k bins), scales (anchor scales),
+rpn_dim, hidden_dim (R-FCN's conv_new_1, Faster R-CNN's reduction conv), fc_dim (Faster
+R-CNN), pre_nms, post_nms, params_path.
 """
 import sys
 
@@ -23,8 +24,7 @@ import numpy as np
 
 EPS = 1e-5
 BLOCKS = (3, 4, 6, 3)  # ResNet-50, block names a, b, c, ...
-NUM_ANCHORS = 12
-K = 7
+RCNN_K = 7  # Faster R-CNN's RoI pooling: 7 x 7
 
 
 def conv_bn(data, name, bn_name, filters, kernel, stride=1, pad=0, relu=True):
@@ -34,17 +34,17 @@ def conv_bn(data, name, bn_name, filters, kernel, stride=1, pad=0, relu=True):
     return mx.sym.Activation(data=x, act_type="relu") if relu else x
 
 
-def bottleneck(data, stage, block, width, stride, dilate, deformable, first):
+def bottleneck(data, stage, block, width, stride, dilate, deformable, groups, first):
     name = f"{stage}{block}"
     shortcut = conv_bn(data, f"res{name}_branch1", f"bn{name}_branch1", 4 * width, 1, stride, relu=False) \
         if first else data
     x = conv_bn(data, f"res{name}_branch2a", f"bn{name}_branch2a", width, 1, stride)
     if deformable:
-        offset = mx.sym.Convolution(data=x, name=f"res{name}_branch2b_offset", num_filter=72, kernel=(3, 3),
+        offset = mx.sym.Convolution(data=x, name=f"res{name}_branch2b_offset", num_filter=18 * groups, kernel=(3, 3),
                                     pad=(dilate, dilate), dilate=(dilate, dilate))
         x = mx.contrib.sym.DeformableConvolution(data=x, offset=offset, name=f"res{name}_branch2b", num_filter=width,
                                                  kernel=(3, 3), pad=(dilate, dilate), dilate=(dilate, dilate),
-                                                 num_deformable_group=4, no_bias=True)
+                                                 num_deformable_group=groups, no_bias=True)
     else:
         x = mx.sym.Convolution(data=x, name=f"res{name}_branch2b", num_filter=width, kernel=(3, 3),
                                pad=(dilate, dilate), dilate=(dilate, dilate), no_bias=True)
@@ -64,19 +64,22 @@ def network(a):
         for b in range(blocks):
             stride = 2 if (b == 0 and stage in (3, 4)) else 1
             dilate = 2 if stage == 5 else 1
-            deformable = stage == 5 and bool(a["deformable"])
-            x = bottleneck(x, stage, chr(ord("a") + b), width * 2**s, stride, dilate, deformable, b == 0)
+            deformable = stage == 5 and bool(a["deform_conv"])
+            x = bottleneck(x, stage, chr(ord("a") + b), width * 2**s, stride, dilate, deformable,
+                           int(a["deform_groups"]), b == 0)
         stages[stage] = x
     res4, res5 = stages[4], stages[5]
 
     rpn = mx.sym.Activation(mx.sym.Convolution(data=res4, name="rpn_conv_3x3", num_filter=int(a["rpn_dim"]),
                                                kernel=(3, 3), pad=(1, 1)), act_type="relu")
-    rpn_cls = mx.sym.Convolution(data=rpn, name="rpn_cls_score", num_filter=2 * NUM_ANCHORS, kernel=(1, 1))
-    rpn_bbox = mx.sym.Convolution(data=rpn, name="rpn_bbox_pred", num_filter=4 * NUM_ANCHORS, kernel=(1, 1))
+    scales = tuple(float(v) for v in a["scales"])
+    anchors = 3 * len(scales)
+    rpn_cls = mx.sym.Convolution(data=rpn, name="rpn_cls_score", num_filter=2 * anchors, kernel=(1, 1))
+    rpn_bbox = mx.sym.Convolution(data=rpn, name="rpn_bbox_pred", num_filter=4 * anchors, kernel=(1, 1))
     prob = mx.sym.SoftmaxActivation(mx.sym.Reshape(rpn_cls, shape=(0, 2, -1, 0)), mode="channel")
-    prob = mx.sym.Reshape(prob, shape=(0, 2 * NUM_ANCHORS, -1, 0))
+    prob = mx.sym.Reshape(prob, shape=(0, 2 * anchors, -1, 0))
     rois = mx.contrib.sym.Proposal(cls_prob=prob, bbox_pred=rpn_bbox, im_info=im_info, feature_stride=16,
-                                   scales=(4, 8, 16, 32), ratios=(0.5, 1, 2), rpn_pre_nms_top_n=int(a["pre_nms"]),
+                                   scales=scales, ratios=(0.5, 1, 2), rpn_pre_nms_top_n=int(a["pre_nms"]),
                                    rpn_post_nms_top_n=int(a["post_nms"]), threshold=0.7, rpn_min_size=0)
     # The head runs on RoIs given as an input too, so a test can feed both networks the same RoIs.
     head_rois = mx.sym.Variable("head_rois")
@@ -91,11 +94,11 @@ def network(a):
 
 def rfcn_head(hidden, rois, a):
     """Position-sensitive score maps, (deformable) PS-RoI pooling, average voting."""
-    classes = int(a["num_classes"])
+    classes, K = int(a["num_classes"]), int(a["k"])
     cls_maps = mx.sym.Convolution(data=hidden, name="rfcn_cls", num_filter=K * K * classes, kernel=(1, 1))
     box_maps = mx.sym.Convolution(data=hidden, name="rfcn_bbox", num_filter=K * K * 8, kernel=(1, 1))
     common = dict(group_size=K, pooled_size=K, spatial_scale=0.0625)
-    if a["deformable"]:
+    if a["deform_pool"]:
         cls_t = mx.sym.Convolution(data=hidden, name="rfcn_cls_offset_t", num_filter=2 * K * K * classes, kernel=(1, 1))
         box_t = mx.sym.Convolution(data=hidden, name="rfcn_bbox_offset_t", num_filter=2 * K * K, kernel=(1, 1))
         deform = dict(sample_per_part=4, part_size=K, **common)
@@ -119,7 +122,8 @@ def rfcn_head(hidden, rois, a):
 def rcnn_head(hidden, rois, a):
     """(Deformable) RoI pooling 7x7 of the reduced map, fc, fc, class-specific boxes."""
     classes, dim, fc = int(a["num_classes"]), int(a["hidden_dim"]), int(a["fc_dim"])
-    if a["deformable"]:
+    K = RCNN_K
+    if a["deform_pool"]:
         deform = dict(group_size=1, pooled_size=K, sample_per_part=4, part_size=K, output_dim=dim,
                       spatial_scale=0.0625)
         plain = mx.contrib.sym.DeformablePSROIPooling(data=hidden, rois=rois, no_trans=True, **deform)

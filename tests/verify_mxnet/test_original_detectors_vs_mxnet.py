@@ -166,26 +166,36 @@ FLIPS = [
 ]
 HEAD_FLIPS = {
     "rfcn": [(["MODEL.RFCN.POOL_PLUS_ONE_BOXES", "False"], "pooled")],
-    "rfcn_coco.yaml": [(["MODEL.RFCN.INTEGER_BINS", "False"], "pooled")],
+    "rfcn_coco": [(["MODEL.RFCN.INTEGER_BINS", "False"], "pooled")],
     "rcnn": [(["MODEL.ROI_BOX_HEAD.POOL_PLUS_ONE_BOXES", "False"], "pooled")],
 }
 DEFORMABLE_FLIPS = [(["MODEL.DCN.BORDER", "dcnv2"], "res5")]
 
 
-CONFIGS = [("rfcn_dcn_coco.yaml", "rfcn", 1), ("rfcn_coco.yaml", "rfcn", 0), ("rcnn_dcn_coco.yaml", "rcnn", 1),
-           ("rcnn_coco.yaml", "rcnn", 0)]
+# Each shipped config and the MXNet network it must equal: head, deformable res5 (and its
+# offset groups), deformable pooling, R-FCN's k, anchor scales.
+CONFIGS = {
+    "rfcn_dcn_coco": dict(head="rfcn", deform_conv=1, deform_groups=4, deform_pool=1, k=7, scales=(4, 8, 16, 32)),
+    "rfcn_coco": dict(head="rfcn", deform_conv=0, deform_groups=4, deform_pool=0, k=7, scales=(4, 8, 16, 32)),
+    "rcnn_dcn_coco": dict(head="rcnn", deform_conv=1, deform_groups=4, deform_pool=1, k=7, scales=(4, 8, 16, 32)),
+    "rcnn_coco": dict(head="rcnn", deform_conv=0, deform_groups=4, deform_pool=0, k=7, scales=(4, 8, 16, 32)),
+    "deform_conv_voc_demo": dict(head="rfcn", deform_conv=1, deform_groups=1, deform_pool=0, k=7, scales=(8, 16, 32)),
+    "deform_psroi_voc_demo": dict(head="rfcn", deform_conv=0, deform_groups=1, deform_pool=1, k=3, scales=(8, 16, 32)),
+}
 
 
-@pytest.mark.parametrize("config,head,deformable", CONFIGS, ids=[c[0][: -len(".yaml")] for c in CONFIGS])
+@pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("image_size", [(170, 215), (250, 330)])
-def test_original_detector_matches_the_mxnet_network(run_mxnet, tmp_path, config, head, deformable, image_size):
-    config_file = str(ROOT / "configs" / "Original" / config)
-    seed = sum(image_size) + deformable + len(head)
+def test_original_detector_matches_the_mxnet_network(run_mxnet, tmp_path, config, image_size):
+    net = CONFIGS[config]
+    head = net["head"]
+    config_file = str(ROOT / "configs" / "Original" / f"{config}.yaml")
+    seed = sum(image_size) + sum(map(ord, config))
     data = np.random.RandomState(seed).normal(0, 1, (1, 3, *image_size)).astype(np.float32)
     params = tmp_path / "model-0000.params"
     mx = run_mxnet("mxnet_rcnn.py", data=data, im_info=np.array([[*image_size, 1.0]], np.float32),
                    seed=np.array(seed), width=np.array(WIDTH), num_classes=np.array(NUM_CLASSES + 1),
-                   head=np.array(head), deformable=np.array(deformable), rpn_dim=np.array(16),
+                   **{k: np.array(v) for k, v in net.items()}, rpn_dim=np.array(16),
                    hidden_dim=np.array(HIDDEN), fc_dim=np.array(FC), pre_nms=np.array(PRE_NMS),
                    post_nms=np.array(POST_NMS), params_path=str(params))
     opts = REDUCED + REDUCED_HEAD[head]
@@ -200,7 +210,8 @@ def test_original_detector_matches_the_mxnet_network(run_mxnet, tmp_path, config
     over = {k: v for k, v in diffs.items() if not v <= TOLERANCE[k]}
     assert not over, f"stages beyond tolerance {TOLERANCE}: {over}"
 
-    for flip, stage in FLIPS + HEAD_FLIPS[head] + HEAD_FLIPS.get(config, []) + (DEFORMABLE_FLIPS if deformable else []):
+    flips = FLIPS + HEAD_FLIPS[head] + HEAD_FLIPS.get(config, []) + (DEFORMABLE_FLIPS if net["deform_conv"] else [])
+    for flip, stage in flips:
         flipped = _stages(build_cfg(config_file, opts + flip + ["MODEL.DEVICE", "cpu"]), checkpoint, data,
                           image_size, mx)
         assert not flipped[stage] <= TOLERANCE[stage], f"{flip} should change {stage}: {flipped}"
