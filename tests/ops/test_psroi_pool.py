@@ -413,7 +413,9 @@ def test_torch_compile_fullgraph_matches_eager(device):
         out = fn(i, rois)
         out.square().sum().backward()
         grads.append((out.detach(), i.grad))
-    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+    assert torch.equal(grads[1][0], grads[0][0])
+    # the device path's backward adds atomically, in whatever order its threads run
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-12, atol=1e-12)
 
 
 def test_onnx_export_is_refused_clearly(monkeypatch):
