@@ -140,9 +140,11 @@ def rcnn_head(hidden, rois, a):
     return pooled, cls_score, bbox_pred
 
 
-def random_params(symbol, shapes, seed):
+def random_params(symbol, shapes, seed, input_scale=1.0):
     """Weights of every argument and auxiliary state: He-scaled convs, batch norm statistics
-    near identity, offset convs that move samples by about a pixel or two."""
+    near identity, offset convs that move samples by about a pixel or two. ``input_scale``:
+    the data's standard deviation (conv1 is divided by it, so real images in pixel units
+    give the same activations as unit-variance noise)."""
     rng = np.random.RandomState(seed)
     arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
     args, aux = {}, {}
@@ -153,13 +155,17 @@ def random_params(symbol, shapes, seed):
             fan_in = int(np.prod(shape[1:]))
             if name.startswith(("rpn_bbox", "rfcn_bbox_weight", "bbox_pred")):
                 scale = 0.02 / fan_in  # box deltas of a few tenths: boxes move but stay boxes
-            elif "offset" in name or name.startswith(("rpn_cls", "rfcn", "cls_score", "fc_new")):
+            elif name.startswith("rpn_cls"):
+                scale = 0.05 / fan_in  # objectness logits of a few units: no float32 probability saturates at 1
+            elif "offset" in name or name.startswith(("rfcn", "cls_score", "fc_new")):
                 scale = 1.0 / fan_in
             else:
                 scale = 2.0 / fan_in
             value = rng.normal(0, np.sqrt(scale), shape)
             if "offset" in name:
                 value *= 2.0
+            if name == "conv1_weight":
+                value /= input_scale
         elif name.endswith("branch2c_gamma"):  # small residual branches keep 16 blocks from blowing up
             value = rng.uniform(0.1, 0.3, shape)
         elif name.endswith("_gamma"):

@@ -90,9 +90,15 @@ def _stages(cfg, checkpoint, data, image_size, mx):
 def _proposal_difference(boxes, probs, theirs, tie=1e-5):
     """Largest distance (px) between our i-th proposal and MXNet's i-th, except that proposals
     whose objectness probabilities tie (within ``tie``: float32 probabilities near 1 round to
-    the same value, and each side orders such ties its own way) may trade places."""
-    if len(boxes) != len(theirs):
+    the same value, and each side orders such ties its own way) may trade places. When fewer
+    than POST_NMS_TOPK survive NMS, MXNet pads with repeats of its earlier RoIs; we stop."""
+    if len(boxes) > len(theirs):
         return np.inf
+    if len(boxes) < len(theirs):
+        kept = {tuple(r) for r in theirs[: len(boxes)]}
+        if not all(tuple(r) in kept for r in theirs[len(boxes):]):
+            return np.inf
+        theirs = theirs[: len(boxes)]
     worst = 0.0
     for i in range(len(boxes)):
         group = np.flatnonzero(np.abs(probs - probs[i]) <= tie)
