@@ -3,8 +3,6 @@
 venv). Forward and the gradients of every input, float32, offsets large enough that many
 samples fall near or beyond the map's border. (MXNet's ModulatedDeformableConvolution, the
 DCNv2 rule, has no CPU implementation in 1.9.1: "only implemented in GPU".)"""
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ import torch
 
 from dcn_det.ops import deform_conv2d
 
-SCRIPT = Path(__file__).with_name("mxnet_deform_conv.py")
 
 # (n, c, h, w, out, k, stride, pad, dilation, groups, offset_groups, offset scale)
 CASES = [
@@ -23,16 +20,8 @@ CASES = [
 ]
 
 
-def _run_mxnet(python, tmp_path, arrays):
-    src, dst = tmp_path / "in.npz", tmp_path / "out.npz"
-    np.savez(src, **arrays)
-    result = subprocess.run([python, str(SCRIPT), str(src), str(dst)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(np.load(dst))
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}x{c[3]}k{c[5][0]}s{c[6]}p{c[7]}d{c[8]}g{c[9]}og{c[10]}")
-def test_dcnv1_border_matches_mxnet_deformable_convolution(mxnet_python, tmp_path, case):
+def test_dcnv1_border_matches_mxnet_deformable_convolution(run_mxnet, case):
     n, c, h, w, co, (kh, kw), stride, pad, dil, groups, og, scale = case
     g = torch.Generator().manual_seed(hash(case) % 2**31)
     ho = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
@@ -47,7 +36,7 @@ def test_dcnv1_border_matches_mxnet_deformable_convolution(mxnet_python, tmp_pat
     arrays = {k: v.numpy() for k, v in t.items()}
     arrays.update(stride=np.array(stride), pad=np.array(pad), dilate=np.array(dil), groups=np.array(groups),
                   offset_groups=np.array(og))
-    mx = _run_mxnet(mxnet_python, tmp_path, arrays)
+    mx = run_mxnet("mxnet_deform_conv.py", **arrays)
 
     names = ["data", "offset", "weight", "bias"]
     leaves = {k: t[k].clone().requires_grad_() for k in names}

@@ -5,9 +5,7 @@ MXNet venv). Forward and the gradient of the input, on the CPU kernel and on the
 border of and outside the map, degenerate ones, and RoIs whose bin edges fall on integers
 in exact arithmetic (where computing the bounds in another precision would move a bin edge
 by a pixel). Batch indices stay in range: MXNet reads out of bounds for the others."""
-import subprocess
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ import torch
 from dcn_det.ops import psroi_pool
 from dcn_det.ops._device_path import host_device_path
 
-SCRIPT = Path(__file__).with_name("mxnet_psroi_pool.py")
 
 # (N, H, W, output_dim, group_size, pooled_size, spatial_scale)
 CASES = [
@@ -57,27 +54,19 @@ def _rois(gen, n, h, w, scale, count=24):
     return torch.cat([rois, exact, integer, halves])
 
 
-def _run_mxnet(python, tmp_path, arrays):
-    src, dst = tmp_path / "in.npz", tmp_path / "out.npz"
-    np.savez(src, **arrays)
-    result = subprocess.run([python, str(SCRIPT), str(src), str(dst)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(np.load(dst))
-
-
 PARAMS = [pytest.param(c, torch.float32, id="f32-" + "-".join(map(str, c))) for c in CASES]
 PARAMS += [pytest.param(CASES[2], torch.float64, id="f64-" + "-".join(map(str, CASES[2])))]
 
 
 @pytest.mark.parametrize("path", ["cpu", "device_path"])
 @pytest.mark.parametrize("case, dtype", PARAMS)
-def test_psroi_pool_matches_mxnet_psroipooling(mxnet_python, tmp_path, case, dtype, path):
+def test_psroi_pool_matches_mxnet_psroipooling(run_mxnet, case, dtype, path):
     n, h, w, od, gs, ps, scale = case
     gen = torch.Generator().manual_seed(abs(hash(case)) % 2**31)
     data = torch.randn(n, od * gs * gs, h, w, generator=gen, dtype=torch.float64).to(dtype)
     rois = _rois(gen, n, h, w, scale).to(dtype)
     grad_out = torch.randn(rois.shape[0], od, ps, ps, generator=gen, dtype=torch.float64).to(dtype)
-    mx = _run_mxnet(mxnet_python, tmp_path, dict(
+    mx = run_mxnet("mxnet_psroi_pool.py", **dict(
         data=data.numpy(), rois=rois.numpy(), grad_out=grad_out.numpy(), spatial_scale=np.array(scale, np.float32),
         output_dim=np.array(od), group_size=np.array(gs), pooled_size=np.array(ps)))
 
