@@ -8,6 +8,7 @@ on the host (``device_path``) and on CUDA when present (devices.py). MXNet itsel
 compared in tests/verify_mxnet/test_psroi_pool_vs_mxnet.py.
 """
 import contextlib
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -123,16 +124,23 @@ def test_forward_matches_reference(case, device, dtype):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_backward_matches_reference(case, device, dtype):
+    inp, rois, grad_out, ref_grad = _reference_backward(case, dtype)
+    op_inp = inp.clone().to(device).requires_grad_(True)  # a copy: the cached input stays a leaf without grad
+    psroi_pool(op_inp, rois.to(device), *case.op_args()).backward(grad_out.to(device, dtype))
+    assert op_inp.grad.dtype == dtype
+    torch.testing.assert_close(op_inp.grad.cpu().double(), ref_grad, **TOL[dtype])
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_backward(case, dtype):
+    """(input, rois, grad_output, the reference's input gradient) of a case; cached because
+    the Python-loop reference is the slow part and every device compares with the same one."""
     inp, rois = _make_case(case, dtype=dtype)
     grad_out = torch.randn(rois.shape[0], case.output_dim, case.pooled_size, case.pooled_size,
                            generator=torch.Generator().manual_seed(1), dtype=F64)
-    ref_inp = inp.double().requires_grad_(True)
+    ref_inp = inp.clone().double().requires_grad_(True)  # a copy even for float64: inp stays grad-free
     psroi_pool_reference(ref_inp, rois, *case.op_args(), bounds_dtype=dtype).backward(grad_out)
-
-    op_inp = inp.to(device).requires_grad_(True)
-    psroi_pool(op_inp, rois.to(device), *case.op_args()).backward(grad_out.to(device, dtype))
-    assert op_inp.grad.dtype == dtype
-    torch.testing.assert_close(op_inp.grad.cpu().double(), ref_inp.grad, **TOL[dtype])
+    return inp, rois, grad_out, ref_inp.grad
 
 
 # ----------------------------------- hand-computed --------------------------------------
