@@ -17,7 +17,7 @@ original's remaining difference: when fewer than POST_NMS_TOPK boxes survive NMS
 with random repeats; those duplicates cannot change the detections after the per-class NMS.
 Ties in objectness may order differently (the original sorts with numpy's argsort).
 """
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 
@@ -25,7 +25,7 @@ from detectron2.config import configurable
 from detectron2.layers import batched_nms
 from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator import RPN
-from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.structures import Boxes, Instances
 
 from .plus_one_boxes import clip_plus_one
 
@@ -51,15 +51,15 @@ def decode_plus_one_float64(anchors: torch.Tensor, deltas: torch.Tensor, weights
                         pred_ctr_x + 0.5 * pred_w, pred_ctr_y + 0.5 * pred_h], dim=1)
 
 
-def whole_cell_mask(grid: Tuple[int, int], stride: int, anchors_per_cell: int, image_size: Tuple[int, int],
-                    device) -> torch.Tensor:
-    """[grid_h * grid_w * anchors_per_cell] bool, in the RPN's (row, column, anchor) order:
-    True for the anchors of cells inside the image's whole cells (row < H // stride, column
-    < W // stride)."""
-    rows = torch.arange(grid[0], device=device) < image_size[0] // stride
-    cols = torch.arange(grid[1], device=device) < image_size[1] // stride
-    cells = rows[:, None] & cols[None, :]
-    return cells[:, :, None].expand(-1, -1, anchors_per_cell).reshape(-1)
+def whole_cell_mask(anchors: torch.Tensor, anchors_per_cell: int, stride: int,
+                    image_size: Tuple[int, int]) -> torch.Tensor:
+    """[len(anchors)] bool for one feature map's anchors (the RPN's (row, column, anchor)
+    order, every cell holding the same anchors shifted by a multiple of ``stride``): True for
+    the anchors of the image's whole cells (row < H // stride, column < W // stride). Each
+    anchor's cell is read from its shift against the first cell's anchor of its kind."""
+    first = anchors[:anchors_per_cell].repeat(len(anchors) // anchors_per_cell, 1)
+    cell = torch.round((anchors[:, :2] - first[:, :2]) / stride)  # (column, row)
+    return (cell[:, 1] < image_size[0] // stride) & (cell[:, 0] < image_size[1] // stride)
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
@@ -74,7 +74,6 @@ class OriginalRPN(RPN):
             raise ValueError(f"OriginalRPN: proposal_rules must be one of {PROPOSAL_RULES}, got {proposal_rules!r}")
         self.drop_partial_cells = bool(drop_partial_cells)
         self.proposal_rules = proposal_rules
-        self._grid_sizes: Optional[List[Tuple[int, int]]] = None
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -82,15 +81,6 @@ class OriginalRPN(RPN):
         ret["drop_partial_cells"] = cfg.MODEL.RPN.DROP_PARTIAL_CELLS
         ret["proposal_rules"] = cfg.MODEL.RPN.PROPOSAL_RULES
         return ret
-
-    def forward(self, images: ImageList, features: Dict[str, torch.Tensor],
-                gt_instances: Optional[List[Instances]] = None):
-        # predict_proposals sees the anchors flattened; the cell mask needs each map's grid.
-        self._grid_sizes = [tuple(features[f].shape[-2:]) for f in self.in_features]
-        try:
-            return super().forward(images, features, gt_instances)
-        finally:
-            self._grid_sizes = None
 
     def predict_proposals(self, anchors: List[Boxes], pred_objectness_logits: List[torch.Tensor],
                           pred_anchor_deltas: List[torch.Tensor], image_sizes: List[Tuple[int, int]]):
@@ -108,8 +98,8 @@ class OriginalRPN(RPN):
         for level, (anchors_l, logits_l, deltas_l) in enumerate(zip(anchors, logits, deltas)):
             anchors_l, logits_l, deltas_l = anchors_l.tensor, logits_l[n], deltas_l[n]
             if self.drop_partial_cells:
-                keep = whole_cell_mask(self._grid_sizes[level], self.anchor_generator.strides[level],
-                                       self.anchor_generator.num_anchors[level], image_size, logits_l.device)
+                keep = whole_cell_mask(anchors_l, self.anchor_generator.num_anchors[level],
+                                       self.anchor_generator.strides[level], image_size)
                 anchors_l, logits_l, deltas_l = anchors_l[keep], logits_l[keep], deltas_l[keep]
             top_scores, top = logits_l.topk(min(pre_nms_topk, logits_l.numel()))
             if self.proposal_rules == "original":

@@ -97,12 +97,20 @@ def test_generator_shifts_cells_in_row_column_anchor_order():
     assert not any(k.startswith("anchor_generator") for k in build_proposal_generator(cfg, SHAPES).state_dict())
 
 
+def _anchors(grid, sizes=(64, 128, 256, 512)):
+    cfg = _cfg()
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [list(sizes)]
+    (anchors,) = build_anchor_generator(cfg, [SHAPES["res4"]])([torch.zeros(1, 16, *grid)])
+    return anchors.tensor
+
+
 def test_whole_cell_mask():
-    mask = whole_cell_mask((3, 4), 16, 2, (40, 63), "cpu").view(3, 4, 2)
+    anchors = _anchors((3, 4), sizes=(32, 64))  # 2 sizes x 3 ratios = 6 anchors per cell
+    mask = whole_cell_mask(anchors, 6, 16, (40, 63)).view(3, 4, 6)
     # 40 // 16 = 2 whole rows, 63 // 16 = 3 whole columns.
     expected = torch.zeros(3, 4, dtype=torch.bool)
     expected[:2, :3] = True
-    assert torch.equal(mask, expected[:, :, None].expand(3, 4, 2))
+    assert torch.equal(mask, expected[:, :, None].expand(3, 4, 6))
 
 
 def test_clip_plus_one():
@@ -149,7 +157,7 @@ def test_without_drop_the_partial_cells_do_propose():
     cfg = _cfg(drop=True, rules="original")
     dropped, _, _ = _run(_rpn(cfg), image_size, grid)
     kept, logits, _ = _run(_rpn(_cfg(drop=False, rules="original")), image_size, grid)
-    mask = whole_cell_mask(grid, STRIDE, 12, image_size, "cpu")
+    mask = whole_cell_mask(_anchors(grid), 12, STRIDE, image_size)
     flat = logits.permute(1, 2, 0).reshape(-1)  # [A, H, W] -> the RPN's (row, column, anchor) order
     top = flat.topk(cfg.MODEL.RPN.PRE_NMS_TOPK_TEST).indices
     assert (~mask[top]).any(), "test data: some partial-cell anchor must rank among the pre-NMS top k"
