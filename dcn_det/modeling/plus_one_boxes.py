@@ -16,3 +16,12 @@ def clip_plus_one(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Ten
     height, width = image_size
     return torch.stack([boxes[:, 0].clamp(0, width - 1), boxes[:, 1].clamp(0, height - 1),
                         boxes[:, 2].clamp(1, width), boxes[:, 3].clamp(1, height)], dim=1)
+
+
+def plus_one_corners(coords: torch.Tensor) -> torch.Tensor:
+    """Continuous boxes ``[R, 4]`` (or RoIs ``[R, 5]`` with the batch index first) as the
+    original's pooling ops take them: x2, y2 one smaller, the last pixel inside (the ops add
+    the 1 back)."""
+    shift = coords.new_zeros(coords.shape[-1])
+    shift[-2:] = 1
+    return coords - shift

@@ -18,6 +18,7 @@ from detectron2.modeling.poolers import convert_boxes_to_pooler_format
 from detectron2.structures import Boxes, ImageList, Instances
 
 from dcn_det.engine import build_cfg
+from dcn_det.modeling.plus_one_boxes import plus_one_corners
 from tests.modeling import original_reference as ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +115,7 @@ def _head(heads, res5, boxes):
         x = heads.hidden(res5)
         rois = convert_boxes_to_pooler_format([boxes])
         if heads.pool_plus_one_boxes:  # as RFCNROIHeads.predict does
-            rois = rois - rois.new_tensor([0, 0, 0, 1, 1])
+            rois = plus_one_corners(rois)
         pooled = heads.cls_pool(x, heads.rfcn_cls(x), rois) if heads.cls_pool is not None \
             else heads._ps_pool(heads.rfcn_cls(x), rois, heads.num_classes + 1)
         logits, deltas = heads.predict(res5, [boxes])

@@ -26,7 +26,7 @@ from fvcore.nn.weight_init import c2_msra_fill
 from torch import Tensor, nn
 
 from ..backbone.dcn_resnet import make_stage_deformable, without_deform
-from ..plus_one_boxes import clip_plus_one
+from ..plus_one_boxes import clip_plus_one, plus_one_corners
 from .deform_pooler import build_deform_roi_pooler
 
 
@@ -39,8 +39,7 @@ class PlusOneBoxPooler(nn.Module):
         self.pooler = pooler
 
     def forward(self, x: List[Tensor], box_lists: List[Boxes]) -> Tensor:
-        shift = [0.0, 0.0, 1.0, 1.0]
-        return self.pooler(x, [Boxes(b.tensor - b.tensor.new_tensor(shift)) for b in box_lists])
+        return self.pooler(x, [Boxes(plus_one_corners(b.tensor)) for b in box_lists])
 
 
 class ClipPlusOneOutputLayers(FastRCNNOutputLayers):

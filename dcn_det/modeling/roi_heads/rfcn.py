@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from dcn_det.layers import DeformPSRoIPool
 from dcn_det.ops import deform_psroi_pool, psroi_pool
 
-from ..plus_one_boxes import clip_plus_one
+from ..plus_one_boxes import clip_plus_one, plus_one_corners
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -157,7 +157,7 @@ class RFCNROIHeads(ROIHeads):
         cls_maps, bbox_maps = self.rfcn_cls(x), self.rfcn_bbox(x)
         rois = convert_boxes_to_pooler_format(boxes)
         if self.pool_plus_one_boxes:  # the original's boxes: x2, y2 are the last pixel inside
-            rois = rois - rois.new_tensor([0, 0, 0, 1, 1])
+            rois = plus_one_corners(rois)
         if self.cls_pool is not None:
             cls_bins = self.cls_pool(x, cls_maps, rois)
             bbox_bins = self.bbox_pool(x, bbox_maps, rois)
