@@ -43,7 +43,7 @@ import torch
 BN_FIELDS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_var": "running_var"}
 BRANCHES = {"branch1": "shortcut", "branch2a": "conv1", "branch2b": "conv2", "branch2c": "conv3"}
 
-Transform = Callable[[np.ndarray, Tuple[int, ...]], np.ndarray]
+Transform = Callable[[np.ndarray], np.ndarray]
 
 
 class ConversionError(ValueError):
@@ -64,11 +64,11 @@ def _strip(name: str) -> str:
     return name.split(":", 1)[1] if name.startswith(("arg:", "aux:")) else name
 
 
-def _same(array, shape):
+def _same(array):
     return array
 
 
-def _fg_minus_bg(array, shape):
+def _fg_minus_bg(array):
     """[2A, ...] (bg block, fg block) -> [A, ...] fg - bg."""
     half = array.shape[0] // 2
     return array[half:] - array[:half]
@@ -76,19 +76,19 @@ def _fg_minus_bg(array, shape):
 
 def _bg_last(block: int) -> Transform:
     """Class blocks of ``block`` channels with background first -> background last."""
-    def move(array, shape):
+    def move(array):
         return np.concatenate([array[block:], array[:block]])
     return move
 
 
 def _foreground_boxes(block: int) -> Transform:
     """Class-agnostic box maps [(bg 4, fg 4) x block] -> the fg half [4 x block]."""
-    def take(array, shape):
+    def take(array):
         return array[4 * block: 8 * block]
     return take
 
 
-def _drop_background_boxes(array, shape):
+def _drop_background_boxes(array):
     """Class-specific box deltas [4 (1+C)] with background first -> [4 C]."""
     return array[4:]
 
@@ -166,15 +166,14 @@ def _rfcn_bins(model_shapes) -> int:
     return shape[0] // 4
 
 
-def convert_mxnet_params(params: Dict[str, np.ndarray], model_shapes: Dict[str, Tuple[int, ...]],
-                         skip: Tuple[str, ...] = ()) -> Dict[str, torch.Tensor]:
+def convert_mxnet_params(params: Dict[str, np.ndarray], model_shapes: Dict[str, Tuple[int, ...]]
+                         ) -> Dict[str, torch.Tensor]:
     """The model's state dict from the original's tensors.
 
     Args:
         params: name -> array as :func:`load_mxnet_params` returns (``arg:`` / ``aux:``
             prefixes optional).
         model_shapes: every tensor of the target model's state dict and its shape.
-        skip: model tensors that need no value from the file.
 
     Raises :class:`ConversionError` (one line) when a tensor of the file is unused, a model
     tensor is left unfilled, or shapes disagree.
@@ -193,7 +192,7 @@ def convert_mxnet_params(params: Dict[str, np.ndarray], model_shapes: Dict[str, 
         key, transform = target
         if key in converted:
             raise ConversionError(f"two tensors of the file fill {key}: check the file's names")
-        array = np.asarray(transform(np.asarray(params[full]), model_shapes[key]))
+        array = np.asarray(transform(np.asarray(params[full])))
         if tuple(array.shape) != tuple(model_shapes[key]):
             raise ConversionError(f"{name}: shape {tuple(params[full].shape)} becomes {tuple(array.shape)}, but the "
                                   f"model's {key} is {tuple(model_shapes[key])} (does the config match the network?)")
@@ -201,7 +200,7 @@ def convert_mxnet_params(params: Dict[str, np.ndarray], model_shapes: Dict[str, 
     if unused:
         raise ConversionError(f"{len(unused)} tensor(s) of the file are not used by the model: {', '.join(unused[:8])}"
                               + (" ..." if len(unused) > 8 else ""))
-    unfilled = [k for k in model_shapes if k not in converted and k not in skip]
+    unfilled = [k for k in model_shapes if k not in converted]
     if unfilled:
         raise ConversionError(f"{len(unfilled)} model tensor(s) get no value from the file: {', '.join(unfilled[:8])}"
                               + (" ..." if len(unfilled) > 8 else ""))
