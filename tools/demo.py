@@ -205,6 +205,28 @@ def draw_figures(models, output: str) -> dict:
     return figures
 
 
+def classification_study(args):
+    """The classification study (first in the report): (report lines, results.json rows,
+    the table as printed, the figure's path)."""
+    from dcn_det.classification import digits as digit_data
+    from dcn_det.classification.study import StudyConfig, report_section, run_or_reuse, sampling_figure, study_table, verdicts
+
+    train_size, test_size = args.digits
+    cfg = StudyConfig(train_size=train_size, test_size=test_size, seeds=tuple(range(args.classification_seeds)),
+                      mnist_root=args.mnist_root)
+    print("\n=== classification study", flush=True)
+    rows, models, seconds = run_or_reuse(cfg, os.path.join(args.output, "classification"))
+    if args.mnist_root:
+        glyph = digit_data.mnist_glyphs(args.mnist_root, False, 1, seed=7)[0][0]
+    else:
+        glyph = digit_data.generated_glyphs(1, seed=7)[0][0]  # a held-out digit for the figure
+    figure = os.path.join(args.output, "classification_sampling.png")
+    cv2.imwrite(figure, sampling_figure(models, glyph))
+    lines = report_section(cfg, rows, seconds, models, figure, glyph)
+    text = "\n".join([study_table(rows), *verdicts(rows)])
+    return lines, rows + [{"study": "classification", "seconds": seconds}], text, figure
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["plain", "dcnv2"], choices=sorted(CONFIGS))
@@ -218,6 +240,14 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--images", type=int, nargs=2, metavar=("TRAIN", "VAL"), default=None,
                         help="generate smaller splits (e.g. 40 16 for a smoke test); stored under OUTPUT/data")
+    parser.add_argument("--studies", nargs="+", default=["classification", "detection"],
+                        choices=["classification", "detection"], help="what to run (default: both, classification first)")
+    parser.add_argument("--digits", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=(4000, 2000),
+                        help="classification study: training digits, and test digits per split (default 4000 2000)")
+    parser.add_argument("--classification-seeds", type=int, default=3, help="classification study: seeds 0..N-1 (default 3)")
+    parser.add_argument("--mnist-root", default=None, metavar="DIR",
+                        help="classification study on real MNIST: the folder torchvision's MNIST class reads "
+                             "(DIR/MNIST/raw/*-idx?-ubyte; never downloaded) instead of generated digits")
     parser.add_argument("opts", nargs=argparse.REMAINDER,
                         help="KEY VALUE config overrides for every model (last, and not right after --models)")
     args = parser.parse_args()
@@ -225,9 +255,46 @@ def main():
         parser.error("--iters must be >= 10")
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if args.classification_seeds < 1:
+        parser.error("--classification-seeds must be >= 1")
+    if min(args.digits) < 10:
+        parser.error("--digits: TRAIN and TEST must be >= 10")
+    if args.mnist_root and not os.path.isdir(args.mnist_root):
+        parser.error(f"--mnist-root {args.mnist_root!r} is not a folder")
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    os.makedirs(args.output, exist_ok=True)
+    t0 = time.time()
+    report, results, printed, figures = [], [], [], []
+    if "classification" in args.studies:
+        lines, rows, text, figure = classification_study(args)
+        report += lines + [""]
+        results += rows
+        printed.append(text)
+        figures.append(figure)
+    if "detection" in args.studies:
+        lines, rows, text, drawn = detection_study(args)
+        report += lines
+        results += rows
+        printed.append(text)
+        figures += drawn
+    minutes = (time.time() - t0) / 60
+    header = ["# dcn_det demo report", "",
+              f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} torch threads; {minutes:.1f} min in all.", ""]
+    _write_json(os.path.join(args.output, "results.json"), results)
+    with open(os.path.join(args.output, "report.md.tmp"), "w") as f:
+        f.write("\n".join(header + report) + "\n")
+    os.replace(os.path.join(args.output, "report.md.tmp"), os.path.join(args.output, "report.md"))
+    print("\n" + "\n\n".join(printed))
+    shown = ", ".join(figures)
+    print(f"\nreport: {os.path.join(args.output, 'report.md')}" + (f", figures: {shown}" if shown else "") + f" ({minutes:.1f} min)")
+
+
+def detection_study(args):
+    """Train and evaluate the detectors: (report lines, results.json rows, the table as
+    printed, figure paths)."""
     import dcn_det
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
@@ -239,7 +306,6 @@ def main():
     dcn_det.register()  # the data sets and components
     setup_logger(name="detectron2")
     setup_logger(name="dcn_det")
-    os.makedirs(args.output, exist_ok=True)
     t0 = time.time()
     if args.images:
         sizes = {"shapes_dcn_train": args.images[0], **{split: args.images[1] for split in SPLITS}}
@@ -274,12 +340,11 @@ def main():
     ratio_text = ", ".join(f"{name}/{'rfcn_plain' if name.startswith('rfcn_') else 'plain'} {r:.2f}x"
                            for name, r in ratios.items())
     report = [
-        "# dcn_det demo report",
+        "## Detection: Faster R-CNN / R-FCN on generated shapes",
         "",
-        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch threads, {args.iters} iterations x {ims_per_batch} images per model, "
+        f"{args.iters} iterations x {ims_per_batch} images per model, "
         f"from scratch, seed{'s' if args.seeds > 1 else ''} {', '.join(map(str, sorted(set(seeds))))}; "
-        f"{minutes:.1f} min in all.",
+        f"{minutes:.1f} min.",
         "",
         "COCO box AP (%) on the generated shapes data set: `shapes_dcn_val` has the training "
         "transformations, `shapes_dcn_val_scaled` smaller/larger, more rotated and sheared objects.",
@@ -304,16 +369,10 @@ def main():
                    f"{POOLING_BOXES} boxes (ground-truth boxes where it detects nothing), the regular 7x7 bins (grey) and "
                    "each bin moved by its learned offset (colour, arrow; the shift is offset x trans_std x RoI "
                    "width/height); dot size and opacity show the modulation mask."]
-    _write_json(os.path.join(args.output, "results.json"),
-                [{"model": n, "split": s, "seed": seed, **r, "train_s_per_iter": t} for n, s, r, t, seed in rows])
-    with open(os.path.join(args.output, "report.md.tmp"), "w") as f:
-        f.write("\n".join(report) + "\n")
-    os.replace(os.path.join(args.output, "report.md.tmp"), os.path.join(args.output, "report.md"))
-    print("\n" + text)
-    if ratio_text:
-        print(f"train s/iter ratio: {ratio_text}")
-    shown = ", ".join(figures.values())
-    print(f"\nreport: {os.path.join(args.output, 'report.md')}" + (f", figures: {shown}" if shown else "") + f" ({minutes:.1f} min)")
+    rows_json = [{"study": "detection", "model": n, "split": s, "seed": seed, **r, "train_s_per_iter": t}
+                 for n, s, r, t, seed in rows]
+    printed = text + (f"\ntrain s/iter ratio: {ratio_text}" if ratio_text else "")
+    return report, rows_json, printed, list(figures.values())
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from dcn_det.visualization import sampling_points, to_image
 
 STAGE = "res4"  # stride 16: the finest stage whose last blocks are all deformable in the demo configs
 
@@ -64,32 +65,6 @@ def capture_offsets(model, image_bgr: np.ndarray, stage: str = STAGE, layers: in
     stride = resnet.output_shape()[stage].stride
     dilation = blocks[-1].conv2.dilation[0] if hasattr(blocks[-1].conv2, "dilation") else 1
     return fields, stride, dilation, outputs
-
-
-def _interp_offsets(field: torch.Tensor, points: np.ndarray) -> np.ndarray:
-    """Offsets [n, 9, 2] (dy, dx) of ``field`` [18, H, W] at fractional (y, x) points."""
-    h, w = field.shape[1:]
-    grid = torch.as_tensor(points[:, ::-1].copy(), dtype=torch.float32)  # (x, y)
-    grid = torch.stack([grid[:, 0] / max(w - 1, 1) * 2 - 1, grid[:, 1] / max(h - 1, 1) * 2 - 1], 1)
-    sampled = F.grid_sample(field[None], grid[None, :, None], align_corners=True)[0, :, :, 0]  # [18, n]
-    return sampled.t().reshape(-1, 9, 2).numpy()
-
-
-def sampling_points(fields: Sequence, start: Tuple[float, float], dilation: int = 1) -> np.ndarray:
-    """Feature-map (y, x) sampling points of the stack for the top-layer point ``start``."""
-    taps = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=np.float32) * dilation
-    points = np.array([start], dtype=np.float32)
-    for field in reversed(fields):  # top layer first
-        grid = points[:, None, :] + taps[None]
-        if field is not None:
-            grid = grid + _interp_offsets(field, points)
-        points = grid.reshape(-1, 2)
-    return points
-
-
-def to_image(points: np.ndarray, stride: int) -> np.ndarray:
-    """Feature-map (y, x) to image (x, y) at the centre of the feature cell."""
-    return (points[:, ::-1] + 0.5) * stride - 0.5
 
 
 def draw(image_bgr: np.ndarray, points_xy: np.ndarray, center_xy, title: str) -> np.ndarray:
