@@ -42,7 +42,8 @@ test: install
 test-isa: install
 	PYTHON=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" tools/test_isa_variants.sh
 
-# The main job: train plain and deformable detectors on generated data, compare them.
+# The main job: the classification study (plain vs deformable CNNs on digits), then plain and
+# deformable detectors trained on generated data; compared in output/demo/report.md.
 # DEMO_ARGS, e.g. "--iters 300" (shorter) or "--models plain dcnv1 dcnv2".
 DEMO_ARGS ?=
 demo: install
@@ -56,9 +57,11 @@ benchmark: install
 coverage: install
 	PYTHON=$(PY) tools/coverage.sh
 
-# The operator tests and a fuzzer batch under ASan + UBSan (build in build/sanitize/).
+# The operator tests and a fuzzer batch under ASan + UBSan (build in build/sanitize/);
+# WITH_COVERAGE=1: the same build gcov-instrumented too, ending with coverage's table and check.
+WITH_COVERAGE ?= 0
 sanitize: install
-	PYTHON=$(PY) tools/sanitize.sh
+	WITH_COVERAGE=$(WITH_COVERAGE) PYTHON=$(PY) tools/sanitize.sh
 
 # MXNet 1.9.1 in its own venv (it needs numpy<1.24), only to verify dcn_det against the
 # original operators (tests/verify_mxnet/, which skip without it); never a dependency.

@@ -1,12 +1,18 @@
 #!/usr/bin/env python
-"""The main job: train a plain and a deformable Faster R-CNN from scratch on the generated
-shapes data set, evaluate both on a validation split like the training data and on one
-with unseen scales/rotations/shears, and report AP side by side with pictures of where
-the deformable layers sample and where deformable RoI pooling moves its bins.
+"""The main job, in two parts.
 
-    python tools/demo.py                       # default budget (under 20 min on 2 CPU cores)
+1. The classification study (dcn_det/classification): a 4-layer CNN and its DCNv1 / DCNv2
+   twins trained on digits at one scale and position, tested on the same distribution, on
+   scaled + translated and on rotated digits, 3 seeds; and where the deformable layers sample.
+2. Detection: train a plain and a deformable Faster R-CNN from scratch on the generated
+   shapes data set, evaluate both on a validation split like the training data and on one
+   with unseen scales/rotations/shears, and report AP side by side with pictures of where
+   the deformable layers sample and where deformable RoI pooling moves its bins.
+
+    python tools/demo.py                       # both (under 20 min on 2 CPU cores)
+    python tools/demo.py --studies classification --mnist-root ~/data   # the study on real MNIST
     python tools/demo.py --iters 300           # shorter; --iters 3000 for a better model
-    python tools/demo.py --seeds 3             # each model 3 times (seeds 0, 1, 2): mean ± spread
+    python tools/demo.py --seeds 3             # each detector 3 times (seeds 0, 1, 2): mean ± spread
     python tools/demo.py --models plain dcnv1 dcnv2
     python tools/demo.py --models rfcn_plain rfcn_dcnv2   # the R-FCN pair (configs/Demo/rfcn_*.yaml)
 Interrupted? Run it again: training resumes from the last checkpoint, finished models
