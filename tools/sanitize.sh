@@ -14,12 +14,23 @@
 # float-cast-overflow is not part of -fsanitize=undefined in GCC; it is asked for
 # explicitly, since a float-to-int conversion of an out-of-range coordinate would be
 # undefined behaviour (the kernels convert only after range checks).
-# Environment: PYTHON (default .venv/bin/python), MAX_JOBS, PYTEST_ARGS, FUZZ_COUNT.
+# WITH_COVERAGE=1 also instruments the build for gcov, runs tests/layers too and ends with
+# the line-coverage table and check of tools/coverage.sh (tools/coverage_report.sh): CI
+# does it this way, so that one build and one run of the operator tests give both.
+# Environment: PYTHON (default .venv/bin/python), MAX_JOBS, PYTEST_ARGS, FUZZ_COUNT,
+# WITH_COVERAGE, MIN_COMMON_PERCENT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=build/sanitize
 SAN="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+TESTS="tests/ops"
+if [ "${WITH_COVERAGE:-0}" = 1 ]; then
+  SAN="$SAN --coverage"
+  TESTS="tests/ops tests/layers"
+  "$PY" -m gcovr --version >/dev/null 2>&1 || "$PY" -m pip install -q gcovr
+fi
 
 echo "=== [sanitize] building the CPU extension with $SAN in $OUT"
 lib=$(PYTHON="$PY" tools/build_variant.sh "$OUT" "-O1 -g $SAN" "$SAN")
@@ -36,9 +47,14 @@ export DCN_DET_EXTENSION="$lib"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
-echo "=== [sanitize] tests/ops against $lib (LD_PRELOAD=$LD_PRELOAD)"
-"$PY" -m pytest -q -s -p no:cacheprovider ${PYTEST_ARGS:-} tests/ops --deselect tests/ops/test_fuzz.py
+echo "=== [sanitize] $TESTS against $lib (LD_PRELOAD=$LD_PRELOAD)"
+# shellcheck disable=SC2086  # TESTS and PYTEST_ARGS are lists
+"$PY" -m pytest -q -s -p no:cacheprovider ${PYTEST_ARGS:-} $TESTS --deselect tests/ops/test_fuzz.py
 echo "=== [sanitize] fuzzer, ${FUZZ_COUNT:-1000} calls per op, CPU kernels and host device path"
 "$PY" tools/fuzz_ops.py --count "${FUZZ_COUNT:-1000}" --seed 3
 "$PY" tools/fuzz_ops.py --count "${FUZZ_COUNT:-1000}" --seed 4 --device-path
 echo "=== [sanitize] no sanitizer reports"
+if [ "${WITH_COVERAGE:-0}" = 1 ]; then
+  unset LD_PRELOAD
+  PYTHON="$PY" tools/coverage_report.sh "$OUT"
+fi
