@@ -251,6 +251,8 @@ def report_section(cfg: StudyConfig, rows: Sequence[dict], seconds: float, model
     ]
     lines += ["Against the plain CNN (better / worse only beyond the spread: every seed of one above every "
               "seed of the other):", ""] + [f"- {v}" for v in verdicts(rows)]
+    lines += ["", "The settings tried before these, and the seed report's numbers: docs/demo.md "
+              "(\"The classification study\")."]
     if figure is not None and glyph is not None:
         ratios = {name: spread_ratio(model, glyph) for name, model in models.items()}
         lines += [
