@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 FORCE_CUDA ?= $(if $(shell command -v nvcc),1,0)
 MAX_JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
+# make test: one pytest-xdist worker per CPU, a test module per worker at a time (module
+# fixtures train once); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= $(shell nproc)
 
 CSRC := $(shell find dcn_det/ops/csrc -type f \( -name '*.cpp' -o -name '*.cu' -o -name '*.h' \))
 DEPS_STAMP := $(VENV)/.deps-installed
@@ -35,12 +38,12 @@ $(EXT_STAMP): $(DEPS_STAMP) $(CSRC) setup.py
 	touch $@
 
 test: install
-	$(PY) -m pytest -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -rs -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The model-level tests again under each other CPU instruction set the machine supports
 # (ATEN_CPU_CAPABILITY=default / avx2 / avx512): see tools/test_isa_variants.sh.
 test-isa: install
-	PYTHON=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" tools/test_isa_variants.sh
+	PYTHON=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" PYTEST_WORKERS=$(PYTEST_WORKERS) tools/test_isa_variants.sh
 
 # The main job: the classification study (plain vs deformable CNNs on digits), then plain and
 # deformable detectors trained on generated data; compared in output/demo/report.md.

@@ -10,7 +10,8 @@
 # ATEN_CPU_CAPABILITY caps both ATen's kernels and dcn_det's CPU loops (dcn_det.ops.cpu_isa).
 # The operator tests need no rerun: tests/ops/test_cpu_isa.py, test_deform_conv_cpu_paths.py
 # and the fuzzer force each variant of dcn_det's loops within one run.
-# Environment: PYTHON (default .venv/bin/python), ISA_TESTS (the test paths), ISA_SKIP, PYTEST_ARGS.
+# Environment: PYTHON (default .venv/bin/python), ISA_TESTS (the test paths), ISA_SKIP, PYTEST_ARGS,
+# PYTEST_WORKERS (pytest-xdist workers, default one per CPU; 0: one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -27,6 +28,7 @@ PY=${PYTHON:-.venv/bin/python}
 ISA_TESTS=${ISA_TESTS:-tests/modeling/test_training.py tests/modeling/test_zoo_training.py
   tests/modeling/test_sem_seg_training.py tests/modeling/test_onnx_export.py
   tests/tools/test_demo.py tests/classification/test_model.py}
+WORKERS=${PYTEST_WORKERS:-$(nproc)}
 ISA_SKIP=${ISA_SKIP:-not bad_arguments and not unknown_model_name and not tiny_demo_with_seeds}
 
 # ATen's names for dcn_det's loop variants (baseline = ATen's "default").
@@ -41,6 +43,6 @@ for capability in $variants; do
   t0=$SECONDS
   echo "=== [isa] ATEN_CPU_CAPABILITY=$capability: $ISA_TESTS"
   # shellcheck disable=SC2086  # ISA_TESTS and PYTEST_ARGS are lists
-  ATEN_CPU_CAPABILITY=$capability "$PY" -m pytest -rs $ISA_TESTS -k "$ISA_SKIP" ${PYTEST_ARGS:-}
+  ATEN_CPU_CAPABILITY=$capability "$PY" -m pytest -rs -n "$WORKERS" --dist loadscope $ISA_TESTS -k "$ISA_SKIP" ${PYTEST_ARGS:-}
   echo "=== [isa] ATEN_CPU_CAPABILITY=$capability took $((SECONDS - t0)) s"
 done

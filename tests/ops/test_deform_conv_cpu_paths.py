@@ -128,9 +128,8 @@ def _pool_results(seed):
     return out.detach(), list(grads)
 
 
-@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: nothing to compare against")
 @pytest.mark.parametrize("path", PATHS)
-def test_one_thread_and_several_give_the_same_results(path):
+def test_one_thread_and_several_give_the_same_results(path, two_threads):
     """The sampling loops split their work by fixed tiles and channel blocks, not by thread:
     the sampled values, the input/offset/mask gradients and the pooling results do not
     depend on the thread count (the products inside BLAS may round differently)."""

@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -19,7 +18,7 @@ def _load():
 
 
 @pytest.mark.slow
-def test_quick_run_prints_every_group_with_times_and_ratios(capsys):
+def test_quick_run_prints_every_group_with_times_and_ratios(capsys, two_threads):
     bench = _load()
     assert bench.main(["--quick", "--device", "cpu", "--markdown", "--warmup", "0"]) == 0
     out = capsys.readouterr().out
@@ -58,10 +57,9 @@ def test_quick_run_prints_every_group_with_times_and_ratios(capsys):
     for c in by_group["deform_conv2d"]:
         if c[4] == "dcn_det":
             assert float(c[9]) < 1e-4 and float(c[10]) < 1e-4, c
-    # One-thread rows of F.conv2d and dcn_det, and the scaling lines under the table.
-    if torch.get_num_threads() > 1:
-        one_thread = {c[4] for c in by_group["deform_conv2d"] if c[4].endswith("[1 thread]")}
-        assert one_thread == {"F.conv2d [1 thread]", "dcn_det [1 thread]"}
-        scaling = [line for line in out.splitlines() if line.startswith("- thread scaling")]
-        assert len(scaling) == 2 * len(bench.DCN_QUICK_SHAPES), scaling
-        assert all(re.search(r"1 -> \d+ threads: \d+\.\d\dx fwd, \d+\.\d\dx fwd\+bwd$", line) for line in scaling)
+    # One-thread rows of F.conv2d and dcn_det, and the scaling lines under the table (two_threads).
+    one_thread = {c[4] for c in by_group["deform_conv2d"] if c[4].endswith("[1 thread]")}
+    assert one_thread == {"F.conv2d [1 thread]", "dcn_det [1 thread]"}
+    scaling = [line for line in out.splitlines() if line.startswith("- thread scaling")]
+    assert len(scaling) == 2 * len(bench.DCN_QUICK_SHAPES), scaling
+    assert all(re.search(r"1 -> \d+ threads: \d+\.\d\dx fwd, \d+\.\d\dx fwd\+bwd$", line) for line in scaling)
