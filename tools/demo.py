@@ -24,13 +24,11 @@ import dataclasses
 import json
 import os
 import statistics
-import sys
 import time
 
 import cv2
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # visualize_dcn beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
@@ -192,7 +190,7 @@ def draw_figures(models, output: str) -> dict:
     from detectron2.data import DatasetCatalog
 
     from dcn_det.data import CLASSES
-    from visualize_dcn import has_deformable_pooling, pooling_figure, sampling_figure
+    from dcn_det.visualization import has_deformable_pooling, pooling_figure, sampling_figure
 
     figures = {}
     if len(models) > 1:

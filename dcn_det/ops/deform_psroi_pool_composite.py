@@ -13,7 +13,7 @@ channel of the class, bin row, bin column, sample row, sample column (K = 1 and 
 output_dim without offsets or with a class-agnostic one). Sample positions depend on
 (R, K, P, P, S, S) only, so they are computed once per class.
 """
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -45,6 +45,44 @@ def _scaled_index(size: int, numerator: int, denominator: int, device) -> Tensor
     rather than torch.tensor: the exported constants then need no in-place copy, which
     torch.export's decompositions refuse.)"""
     return torch.div(torch.arange(size, device=device) * numerator, denominator, rounding_mode="floor")
+
+
+class BinStarts(NamedTuple):
+    """Where each bin's samples start, in feature-map coordinates (pixel centres at integers).
+
+    ``wstart``/``hstart`` broadcast to [R, K, P(ph), P(pw)] (K offset classes; K = 1 and
+    size-1 dimensions without an offset); sample (ih, iw) of a bin lies at
+    ``(wstart + iw * bin_w / S, hstart + ih * bin_h / S)``; ``bin_w``/``bin_h`` are [R]."""
+
+    wstart: Tensor
+    hstart: Tensor
+    bin_w: Tensor
+    bin_h: Tensor
+
+
+def deform_psroi_bin_starts(rois: Tensor, offset: Optional[Tensor], spatial_scale: float, pooled_size: int,
+                            part_size: int = 0, trans_std: float = 0.0) -> BinStarts:
+    """The bin geometry of :func:`dcn_det.ops.deform_psroi_pool` (the kernel's
+    ``deform_psroi_bin``, in its order of operations): the RoI's rounded corners, the bin
+    grid, each bin moved by ``offset[:, 2k:2k+2, part_h, part_w] * trans_std * RoI size``.
+    The export path pools at these points and the pictures of :mod:`dcn_det.visualization`
+    draw them. ``rois`` [R, 5], ``offset`` [R, 2K, part, part] or None (regular bins)."""
+    P = pooled_size
+    part = part_size or pooled_size
+    start_w, start_h, roi_w, roi_h = _roi_geometry(rois, spatial_scale)
+    bin_w, bin_h = roi_w / P, roi_h / P
+    p = torch.arange(P, device=rois.device).to(rois.dtype)
+    # Bin starts [R, 1, P(ph), P(pw)] before the offset: pw * bin_w + start_w.
+    wstart = (p[None, :] * bin_w[:, None] + start_w[:, None])[:, None, None, :]
+    hstart = (p[None, :] * bin_h[:, None] + start_h[:, None])[:, None, :, None]
+    if offset is not None:
+        parts = _scaled_index(P, part, P, rois.device)  # floor(p * part / P)
+        # Channels 2k (dx) and 2k+1 (dy) by slicing: no reshape that involves R, which the
+        # TorchScript exporter writes with a -1 that cannot be resolved when R is 0.
+        off = offset.to(rois.dtype).index_select(2, parts).index_select(3, parts) * trans_std  # [R, 2K, P, P]
+        wstart = wstart + off[:, 0::2] * roi_w[:, None, None, None]
+        hstart = hstart + off[:, 1::2] * roi_h[:, None, None, None]
+    return BinStarts(wstart, hstart, bin_w, bin_h)
 
 
 def deform_psroi_pool_composite(
@@ -90,20 +128,9 @@ def deform_psroi_pool_composite(
     if use_offset:
         offset = torch.cat([offset.new_zeros((1,) + tuple(offset.shape[1:])), offset])
 
-    start_w, start_h, roi_w, roi_h = _roi_geometry(r, spatial_scale)
-    bin_w, bin_h = roi_w / P, roi_h / P
+    wstart, hstart, bin_w, bin_h = deform_psroi_bin_starts(r, offset if use_offset else None, spatial_scale, P,
+                                                           part, trans_std)
     sub_w, sub_h = bin_w / S, bin_h / S
-    p = torch.arange(P, device=device).to(compute)
-    # Bin starts [R, 1, P(ph), P(pw)] before the offset: pw * bin_w + start_w.
-    wstart = (p[None, :] * bin_w[:, None] + start_w[:, None])[:, None, None, :]
-    hstart = (p[None, :] * bin_h[:, None] + start_h[:, None])[:, None, :, None]
-    if use_offset:
-        parts = _scaled_index(P, part, P, device)  # floor(p * part / P)
-        # Channels 2k (dx) and 2k+1 (dy) by slicing: no reshape that involves R, which the
-        # TorchScript exporter writes with a -1 that cannot be resolved when R is 0.
-        off = offset.to(compute).index_select(2, parts).index_select(3, parts) * trans_std  # [R, 2K, P, P]
-        wstart = wstart + off[:, 0::2] * roi_w[:, None, None, None]
-        hstart = hstart + off[:, 1::2] * roi_h[:, None, None, None]
     # Sample points [R, K, P, P, S(ih), S(iw)], no half-step offset.
     i = torch.arange(S, device=device).to(compute)
     w = wstart[..., None, None] + i[None, :] * sub_w[:, None, None, None, None, None]

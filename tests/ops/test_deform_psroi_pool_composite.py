@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from dcn_det.ops import deform_psroi_pool
-from dcn_det.ops.deform_psroi_pool_composite import _c_round, deform_psroi_pool_composite
+from dcn_det.ops.deform_psroi_pool_composite import _c_round, deform_psroi_bin_starts, deform_psroi_pool_composite
 
-from tests.ops.deform_psroi_pool_reference import HAND_CASES
+from tests.ops.deform_psroi_pool_reference import HAND_CASES, sample_positions
 
 
 def _random_case(gen: torch.Generator, trial: int):
@@ -88,3 +88,27 @@ def test_c_round_sends_halves_away_from_zero():
 def test_wrong_channel_count_names_the_rule():
     with pytest.raises(ValueError, match="output_dim \\* group_size\\^2"):
         deform_psroi_pool_composite(torch.randn(1, 5, 4, 4), torch.zeros(1, 5), None, 1.0, 1, 2, 2, no_trans=True)
+
+
+def test_bin_starts_are_the_reference_first_sample_of_every_bin():
+    # deform_psroi_bin_starts is what the export path pools at and what the pictures draw:
+    # its (wstart, hstart) must be the reference's sample (0, 0) of each bin, and its bin size
+    # S times the reference's sample step.
+    gen = torch.Generator().manual_seed(11)
+    for trial in range(24):
+        x, rois, offset, (scale, D, G, P, part, S, trans_std, no_trans) = _random_case(gen, trial)
+        rois = rois.double()
+        offset = None if offset is None else offset.double()
+        w, h = sample_positions(rois, offset, scale, D, P, part, S, trans_std, no_trans)  # [R, D, P, P, S, S]
+        starts = deform_psroi_bin_starts(rois, offset, scale, P, part, trans_std)
+        K = 1 if offset is None else offset.shape[1] // 2
+        R = rois.shape[0]
+        for k in range(K):
+            channel = k * (D // K)  # the first output channel of offset class k
+            torch.testing.assert_close(starts.wstart[:, min(k, starts.wstart.shape[1] - 1)].expand(R, P, P),
+                                       w[:, channel, :, :, 0, 0], atol=1e-12, rtol=0, msg=f"trial {trial}")
+            torch.testing.assert_close(starts.hstart[:, min(k, starts.hstart.shape[1] - 1)].expand(R, P, P),
+                                       h[:, channel, :, :, 0, 0], atol=1e-12, rtol=0, msg=f"trial {trial}")
+        if S > 1:
+            torch.testing.assert_close(starts.bin_w / S, w[:, 0, 0, 0, 0, 1] - w[:, 0, 0, 0, 0, 0], atol=1e-9, rtol=0)
+            torch.testing.assert_close(starts.bin_h / S, h[:, 0, 0, 0, 1, 0] - h[:, 0, 0, 0, 0, 0], atol=1e-9, rtol=0)
