@@ -45,14 +45,7 @@ try:
 except ImportError:  # the deformable rows need it; fail early with a clear message
     sys.exit("benchmark_ops.py needs torchvision (the reference implementation)")
 
-try:
-    from dcn_det.ops import deform_conv2d as dcn_deform_conv2d
-except ModuleNotFoundError as exc:
-    if exc.name != "dcn_det":
-        raise
-    # Not installed (pip install -e .): use the source tree this script lives in.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from dcn_det.ops import deform_conv2d as dcn_deform_conv2d
+from dcn_det.ops import deform_conv2d as dcn_deform_conv2d
 from dcn_det.ops import available_cpu_isas, cpu_isa, deform_psroi_pool
 from dcn_det.ops._cpu_isa import forced_cpu_isa
 

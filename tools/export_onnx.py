@@ -28,8 +28,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
 PARTS = ("detector", "backbone")
 DEFAULT_EXPORTER = {"detector": "torchscript", "backbone": "dynamo"}
 

@@ -19,12 +19,9 @@ it as JSON with ``--json``, and exits 1 if any difference is over the tolerance.
 import argparse
 import json
 import math
-import os
 import sys
 
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcn_det.ops import deform_conv2d, deform_psroi_pool  # noqa: E402
 from dcn_det.ops._device_path import device_path_calls, test_hooks  # noqa: E402

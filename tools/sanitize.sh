@@ -5,7 +5,7 @@
 #      (-O1, no recovery: the first report fails the run) into build/sanitize/ -- the
 #      normal build (dcn_det/_C*.so) is untouched;
 #   2. runs the operator tests (tests/ops: CPU kernels and the host device path) and a
-#      fuzzer batch (tools/fuzz_ops.py, FUZZ_COUNT calls per op, default 1000, on both)
+#      fuzzer batch (python -m tests.ops.fuzz_cli, FUZZ_COUNT calls per op, default 1000, on both)
 #      against it, with the ASan runtime preloaded into python (LD_PRELOAD: the runtime
 #      must come first) and leak detection off (CPython's own allocations are not leaks).
 #      pytest runs with -s: a sanitizer report goes to file descriptor 2 and ends the
@@ -51,8 +51,8 @@ echo "=== [sanitize] $TESTS against $lib (LD_PRELOAD=$LD_PRELOAD)"
 # shellcheck disable=SC2086  # TESTS and PYTEST_ARGS are lists
 "$PY" -m pytest -q -s -p no:cacheprovider ${PYTEST_ARGS:-} $TESTS --deselect tests/ops/test_fuzz.py
 echo "=== [sanitize] fuzzer, ${FUZZ_COUNT:-1000} calls per op, CPU kernels and host device path"
-"$PY" tools/fuzz_ops.py --count "${FUZZ_COUNT:-1000}" --seed 3
-"$PY" tools/fuzz_ops.py --count "${FUZZ_COUNT:-1000}" --seed 4 --device-path
+"$PY" -m tests.ops.fuzz_cli --count "${FUZZ_COUNT:-1000}" --seed 3
+"$PY" -m tests.ops.fuzz_cli --count "${FUZZ_COUNT:-1000}" --seed 4 --device-path
 echo "=== [sanitize] no sanitizer reports"
 if [ "${WITH_COVERAGE:-0}" = 1 ]; then
   unset LD_PRELOAD

@@ -24,7 +24,7 @@ Where the result is discontinuous (a sample point on an integer coordinate, wher
 offset gradient is one-sided, or on a skip border of deform_psroi_pool) the rounding of
 the dtype can fall on either side: such calls compare what is continuous there and say so.
 
-Run many: ``python tools/fuzz_ops.py --count 100000 --seed 7``; CI runs
+Run many: ``python -m tests.ops.fuzz_cli --count 100000 --seed 7``; CI runs
 tests/ops/test_fuzz.py (a fixed seed).
 """
 import math

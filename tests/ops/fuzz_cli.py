@@ -3,19 +3,16 @@
 rejected with an error naming the argument or matching the reference implementation
 (tests/ops/fuzz.py says what is drawn and checked).
 
-    python tools/fuzz_ops.py --count 10000 --seed 7 [--op deform_conv2d] [--device-path]
+    python -m tests.ops.fuzz_cli --count 10000 --seed 7 [--op deform_conv2d] [--device-path]
 Exit status 1 if any call failed; the failing calls are printed with their seeds' draw.
 """
 import argparse
 import contextlib
 import collections
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tests.ops.fuzz import CHECKS, fuzz  # noqa: E402
+from tests.ops.fuzz import CHECKS, fuzz
 
 
 def main():

@@ -1,6 +1,6 @@
 """A fixed-seed batch of the fuzzer (fuzz.py): 1000 random calls of each operator, forward
 and backward, on the CPU kernels and on the device algorithm run on the host. Any number
-more: ``python tools/fuzz_ops.py --count N --seed S``."""
+more: ``python -m tests.ops.fuzz_cli --count N --seed S``."""
 import collections
 
 import pytest

@@ -16,8 +16,8 @@ avx512 where present, and 1 thread), each in its own process, and prints how far
 loss and final weights are from the selected variant's run, and what evaluation sees (the
 number of detections scoring >= 0.01, the best score, COCO AP at that threshold).
 
-    .venv/bin/python tools/study_cpu_isa_drift.py replay [--iters 40]
-    .venv/bin/python tools/study_cpu_isa_drift.py drift [--iters 40]
+    .venv/bin/python -m tests.studies.cpu_isa_drift replay [--iters 40]
+    .venv/bin/python -m tests.studies.cpu_isa_drift drift [--iters 40]
 """
 import argparse
 import json
@@ -29,8 +29,7 @@ import tempfile
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAMILY = "faster_rcnn_c4_dcnv1"
 RTOL_FLOAT32 = 2e-5  # tests/ops/fuzz.py RTOL[torch.float32]
 
@@ -218,8 +217,8 @@ def drift(args):
         for label, env in runs:
             path = os.path.join(tmp, f"{len(out)}.json")
             print(f"training: {label}", flush=True)
-            subprocess.run([sys.executable, __file__, "_one", "--iters", str(args.iters), "--out", path],
-                           env=dict(os.environ, **env), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "tests.studies.cpu_isa_drift", "_one", "--iters", str(args.iters), "--out", path],
+                           env=dict(os.environ, **env), check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
             with open(path) as f:
                 out[label] = json.load(f)
             out[label]["weights"] = torch.load(path + ".weights.pt")

@@ -25,8 +25,7 @@ import types
 import mxnet as mx
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mxnet_rcnn import random_params  # noqa: E402
+from mxnet_rcnn import random_params  # noqa: E402  (beside this script: run as a script, its folder is on the path)
 
 # Their internal layer names -> the stage names of mxnet_rcnn.py.
 STAGES = {
