@@ -172,13 +172,14 @@ def cost_ratios(rows) -> dict:
 
 
 def most_confident(model, records):
-    """The record whose best detection by ``model`` scores highest (the first if none detects)."""
+    """The record whose best detection by ``model`` (fed each image at its size, as the
+    figures are) scores highest (the first if none detects)."""
+    from dcn_det.visualization import input_at_size
+
     best, best_score = records[0], -1.0
     for record in records:
-        image = cv2.imread(record["file_name"])
         with torch.no_grad():
-            scores = model([{"image": torch.as_tensor(image.astype("float32").transpose(2, 0, 1)),
-                             "height": image.shape[0], "width": image.shape[1]}])[0]["instances"].scores
+            scores = model([input_at_size(cv2.imread(record["file_name"]))])[0]["instances"].scores
         if len(scores) and float(scores.max()) > best_score:
             best, best_score = record, float(scores.max())
     return best

@@ -57,6 +57,7 @@ class Run:
             raise PredictorError("--show-sampling: the model has no deformable convolution in its backbone "
                                  "(MODEL.DCN.DEFORM_ON_PER_STAGE)")
         self.rows = []
+        self.produced = []  # the files written into the staging folder, each name once, in order
 
     def frame(self, image, name: str, frame=None):
         """The drawn picture of one BGR image; its rows go to predictions.json."""
@@ -88,11 +89,17 @@ class Run:
         if image is None:
             raise PredictorError(f"--input {path}: not a readable image")
         drawn, sem_seg = self.frame(image, os.path.basename(path))
-        cv2.imwrite(os.path.join(self.staging, out_name), drawn)
+        self._write(out_name, drawn)
         if sem_seg is not None:
             labels = os.path.splitext(out_name)[0] + "_sem_seg.png"
-            cv2.imwrite(os.path.join(self.staging, labels), sem_seg.numpy().astype("uint8"))
+            self._write(labels, sem_seg.numpy().astype("uint8"))
             self.rows.append({"file_name": os.path.basename(path), "sem_seg_file": labels})
+
+    def _write(self, name: str, picture) -> None:
+        """Write one picture into the staging folder and record its name (not if cv2 could not
+        write it; once if two pictures share it, the later replacing the earlier)."""
+        if cv2.imwrite(os.path.join(self.staging, name), picture) and name not in self.produced:
+            self.produced.append(name)
 
     def video(self, path: str, out_name: str) -> None:
         capture = cv2.VideoCapture(path)
@@ -117,6 +124,8 @@ class Run:
                 writer.release()
         if writer is None:
             raise PredictorError(f"--input {path}: the video has no readable frame")
+        if os.path.exists(os.path.join(self.staging, out_name)):  # not if cv2 could not open the writer
+            self.produced.append(out_name)
 
 
 def output_names(inputs, output: str):
@@ -148,10 +157,8 @@ def run(args) -> int:
             (job.video if is_video(path) else job.image)(path, name)
         with open(os.path.join(staging, "predictions.json"), "w") as f:
             json.dump(job.rows, f)
-        for _, name in pairs:  # the pictures first, predictions.json last
-            for produced in (name, os.path.splitext(name)[0] + "_sem_seg.png"):
-                if os.path.exists(os.path.join(staging, produced)):
-                    os.replace(os.path.join(staging, produced), os.path.join(args.output, produced))
+        for produced in job.produced:  # the pictures first, predictions.json last
+            os.replace(os.path.join(staging, produced), os.path.join(args.output, produced))
         os.replace(os.path.join(staging, "predictions.json"), os.path.join(args.output, "predictions.json"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

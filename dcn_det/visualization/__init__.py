@@ -9,9 +9,9 @@ a detectron2 model.
 """
 from .drawing import draw_bin_offsets, draw_points, pooling_figure, sampling_figure
 from .pooling import BinOffsets, bin_rectangles, has_deformable_pooling, pooling_offsets
-from .sampling import STAGE, OffsetFields, capture_offsets, deformable_stage, recording_offsets, sampling_points, to_image
+from .sampling import STAGE, OffsetFields, capture_offsets, deformable_stage, input_at_size, recording_offsets, sampling_points, to_image
 
 __all__ = [
     "BinOffsets", "OffsetFields", "STAGE", "deformable_stage", "recording_offsets", "bin_rectangles", "capture_offsets", "draw_bin_offsets", "draw_points",
-    "has_deformable_pooling", "pooling_figure", "pooling_offsets", "sampling_figure", "sampling_points", "to_image",
+    "has_deformable_pooling", "input_at_size", "pooling_figure", "pooling_offsets", "sampling_figure", "sampling_points", "to_image",
 ]

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from .pooling import BinOffsets, bin_rectangles, has_deformable_pooling, pooling_offsets
-from .sampling import OffsetFields, capture_offsets
+from .sampling import capture_offsets
 
 
 def draw_points(image_bgr: np.ndarray, points_xy: np.ndarray, center_xy, title: str = "", scale: float = 2,
@@ -30,7 +30,7 @@ def sampling_figure(models: Sequence[Tuple[str, object]], image_bgr: np.ndarray,
     for center in centers_xy:
         tiles = []
         for name, model in models:
-            record = OffsetFields(*capture_offsets(model, image_bgr)[:3])
+            record, _ = capture_offsets(model, image_bgr)
             tiles.append(draw_points(image_bgr, record.points(center), record.unit_center(center), name))
         rows.append(np.hstack(tiles))
     return np.vstack(rows)

@@ -9,6 +9,8 @@ import torch
 
 from dcn_det.ops import deform_psroi_bin_starts
 
+from .sampling import input_at_size
+
 
 @dataclass
 class BinOffsets:
@@ -64,8 +66,7 @@ def _detections(model, image_bgr: np.ndarray, top_k: int, fallback_boxes, class_
     ``fallback_boxes`` (ground truth) when it detects nothing."""
     from detectron2.structures import Boxes, pairwise_iou
 
-    image = torch.as_tensor(image_bgr.astype("float32").transpose(2, 0, 1))
-    inputs = [{"image": image, "height": image_bgr.shape[0], "width": image_bgr.shape[1]}]
+    inputs = [input_at_size(image_bgr)]
     with torch.no_grad():
         instances = model(inputs)[0]["instances"]
         features = model.backbone(model.preprocess_image(inputs).tensor)
@@ -97,7 +98,7 @@ def pooling_offsets(model, image_bgr: np.ndarray, top_k: int = 3, fallback_boxes
     from dcn_det.modeling import DeformROIPooler, RFCNROIHeads
 
     heads = model.roi_heads
-    pooler = getattr(heads, "box_pooler", None) or getattr(heads, "pooler", None)
+    pooler = _box_pooler(heads)
     rfcn = isinstance(heads, RFCNROIHeads) and heads.cls_pool is not None
     if not rfcn and not isinstance(pooler, DeformROIPooler):
         raise ValueError(f"{type(heads).__name__} has no deformable RoI pooling (MODEL.DCN.POOL or MODEL.RFCN.DEFORMABLE)")
@@ -155,10 +156,16 @@ def _level(pooler, boxes: torch.Tensor) -> int:
     return int(levels[0])
 
 
+def _box_pooler(heads):
+    """The ROI heads' box pooler (``box_pooler`` of detectron2's heads, ``pooler`` of ours),
+    None if they have neither."""
+    return getattr(heads, "box_pooler", None) or getattr(heads, "pooler", None)
+
+
 def has_deformable_pooling(model) -> bool:
     from dcn_det.modeling import DeformROIPooler, RFCNROIHeads
 
     heads = model.roi_heads
     if isinstance(heads, RFCNROIHeads):
         return heads.cls_pool is not None
-    return isinstance(getattr(heads, "box_pooler", None) or getattr(heads, "pooler", None), DeformROIPooler)
+    return isinstance(_box_pooler(heads), DeformROIPooler)

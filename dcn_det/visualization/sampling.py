@@ -8,7 +8,7 @@ by bilinear interpolation at the fractional point.
 """
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -71,16 +71,19 @@ class OffsetFields:
     stride: int
     dilation: int
 
+    def _unit(self, center_xy: Tuple[float, float]) -> Tuple[int, int]:
+        """Feature-map (y, x) of the top-layer unit nearest the input-image (x, y) ``center_xy``."""
+        s = self.stride
+        return round((center_xy[1] + 0.5) / s - 0.5), round((center_xy[0] + 0.5) / s - 0.5)
+
     def points(self, center_xy: Tuple[float, float]) -> np.ndarray:
         """Input-image (x, y) points sampled for the top-layer unit nearest ``center_xy``."""
-        s = self.stride
-        start = (round((center_xy[1] + 0.5) / s - 0.5), round((center_xy[0] + 0.5) / s - 0.5))
-        return to_image(sampling_points(self.fields, start, self.dilation), s)
+        return to_image(sampling_points(self.fields, self._unit(center_xy), self.dilation), self.stride)
 
     def unit_center(self, center_xy: Tuple[float, float]) -> Tuple[float, float]:
         """Input-image (x, y) of that top-layer unit."""
         s = self.stride
-        y, x = round((center_xy[1] + 0.5) / s - 0.5), round((center_xy[0] + 0.5) / s - 0.5)
+        y, x = self._unit(center_xy)
         return (x + 0.5) * s - 0.5, (y + 0.5) * s - 0.5
 
 
@@ -109,11 +112,16 @@ def recording_offsets(model, stage: str = STAGE, layers: int = 3) -> Iterator[Of
             h.remove()
 
 
-def capture_offsets(model, image_bgr: np.ndarray, stage: str = STAGE, layers: int = 3):
-    """Run the model on one image at its size; return (offset fields of the last ``layers``
-    blocks of ``stage``, each [2*9, H, W] as (dy, dx) per tap or None for a plain block;
-    stride; dilation; model outputs)."""
+def input_at_size(image_bgr: np.ndarray) -> Dict:
+    """detectron2's model input for one BGR image fed as it is (its own size, channel order
+    and pixel values; no test-time resize), for the figures that draw on that image."""
     image = torch.as_tensor(image_bgr.astype("float32").transpose(2, 0, 1))
+    return {"image": image, "height": image_bgr.shape[0], "width": image_bgr.shape[1]}
+
+
+def capture_offsets(model, image_bgr: np.ndarray, stage: str = STAGE, layers: int = 3) -> Tuple[OffsetFields, List[Dict]]:
+    """Run the model on one image at its size; return (the :class:`OffsetFields` of the last
+    ``layers`` blocks of ``stage``, the model outputs)."""
     with recording_offsets(model, stage, layers) as record, torch.no_grad():
-        outputs = model([{"image": image, "height": image_bgr.shape[0], "width": image_bgr.shape[1]}])
-    return record.fields, record.stride, record.dilation, outputs
+        outputs = model([input_at_size(image_bgr)])
+    return record, outputs
