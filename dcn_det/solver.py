@@ -21,7 +21,7 @@ gradients of v.
 """
 import logging
 import re
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import CfgNode
@@ -99,8 +99,10 @@ def parameter_factors(cfg: CfgNode, model: torch.nn.Module) -> Callable[[str], T
     """name -> (lr factor, weight-decay factor): the first matching SOLVER.PARAM_LR_FACTORS
     rule (else 1, 1), times SOLVER.DCN_OFFSET_LR_FACTOR for offset / mask branches."""
     check_lr_factors(cfg)
-    rules = lr_factor_rules(cfg)
-    offset_factor = float(cfg.SOLVER.get("DCN_OFFSET_LR_FACTOR", 1.0))
+    return _factors(model, lr_factor_rules(cfg), float(cfg.SOLVER.get("DCN_OFFSET_LR_FACTOR", 1.0)))
+
+
+def _factors(model: torch.nn.Module, rules: List[Rule], offset_factor: float) -> Callable[[str], Tuple[float, float]]:
     offsets = offset_branch_parameter_names(model)
 
     def factors(name: str) -> Tuple[float, float]:
@@ -114,17 +116,52 @@ def parameter_factors(cfg: CfgNode, model: torch.nn.Module) -> Callable[[str], T
 def optimizer_param_groups(cfg: CfgNode, model: torch.nn.Module) -> List[Dict]:
     """detectron2's default parameter groups (SOLVER.BASE_LR, WEIGHT_DECAY, WEIGHT_DECAY_NORM,
     BIAS_LR_FACTOR, WEIGHT_DECAY_BIAS) with the factors of :func:`parameter_factors`."""
-    factors = parameter_factors(cfg, model)
-    groups = get_default_optimizer_params(
+    return _param_groups(
         model,
+        parameter_factors(cfg, model),
         base_lr=cfg.SOLVER.BASE_LR,
         weight_decay=cfg.SOLVER.WEIGHT_DECAY,
         weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
         bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
         weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-        lr_factor_func=lambda name: factors(name)[0],
     )
-    # detectron2 has no weight-decay factor: split its (merged) groups by ours.
+
+
+def dcn_optimizer_params(
+    model: torch.nn.Module,
+    *,
+    base_lr: Optional[float] = None,
+    weight_decay: Optional[float] = None,
+    weight_decay_norm: Optional[float] = None,
+    bias_lr_factor: float = 1.0,
+    weight_decay_bias: Optional[float] = None,
+    dcn_offset_lr_factor: float = 1.0,
+    param_lr_factors: Sequence = (),
+) -> List[Dict]:
+    """The LazyConfig form of the YAML optimizer's parameter groups: detectron2's
+    ``get_default_optimizer_params`` arguments (None = the optimizer's own lr / weight decay)
+    plus ``dcn_offset_lr_factor`` (SOLVER.DCN_OFFSET_LR_FACTOR) and ``param_lr_factors``
+    (SOLVER.PARAM_LR_FACTORS: [regex, lr_factor(, weight_decay_factor)] rules). Used as
+    ``optimizer.params = L(dcn_optimizer_params)(...)`` (configs/common/optim.py); detectron2's
+    ``lazyconfig_train_net.py`` sets ``optimizer.params.model``."""
+    rules = [_parse_rule(i, rule) for i, rule in enumerate(param_lr_factors)]
+    if not float(dcn_offset_lr_factor) > 0:
+        raise ValueError(f"dcn_offset_lr_factor must be > 0, got {dcn_offset_lr_factor}")
+    return _param_groups(
+        model,
+        _factors(model, rules, float(dcn_offset_lr_factor)),
+        base_lr=base_lr,
+        weight_decay=weight_decay,
+        weight_decay_norm=weight_decay_norm,
+        bias_lr_factor=bias_lr_factor,
+        weight_decay_bias=weight_decay_bias,
+    )
+
+
+def _param_groups(model: torch.nn.Module, factors: Callable[[str], Tuple[float, float]], **defaults) -> List[Dict]:
+    groups = get_default_optimizer_params(model, lr_factor_func=lambda name: factors(name)[0], **defaults)
+    # detectron2 has no weight-decay factor: split its (merged) groups by ours. A group
+    # without "weight_decay" takes the optimizer's; a factor != 1 then needs the value.
     wd_factor = {id(p): factors(name)[1] for name, p in model.named_parameters()}
     split = []
     for group in groups:
@@ -132,7 +169,12 @@ def optimizer_param_groups(cfg: CfgNode, model: torch.nn.Module) -> List[Dict]:
         for p in group["params"]:
             by_factor.setdefault(wd_factor.get(id(p), 1.0), []).append(p)
         for factor, params in by_factor.items():
-            split.append({**group, "params": params, "weight_decay": group["weight_decay"] * factor})
+            new = {**group, "params": params}
+            if factor != 1.0:
+                if "weight_decay" not in group:
+                    raise ValueError("a weight_decay_factor != 1 in param_lr_factors needs weight_decay set in the params")
+                new["weight_decay"] = group["weight_decay"] * factor
+            split.append(new)
     return split
 
 

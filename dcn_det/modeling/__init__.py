@@ -5,6 +5,8 @@ from .backbone import (
     build_dcn_resnet_deeplab_backbone,
     build_dcn_resnet_fpn_backbone,
     build_dcn_retinanet_resnet_fpn_backbone,
+    make_dcn_resnet_stages,
+    make_dcn_stage,
 )
 from .anchor_generator import RoundedAnchorGenerator
 from .proposal_generator import OriginalRPN
@@ -17,6 +19,8 @@ __all__ = [
     "build_dcn_resnet_fpn_backbone",
     "build_dcn_retinanet_resnet_fpn_backbone",
     "build_dcn_resnet_deeplab_backbone",
+    "make_dcn_resnet_stages",
+    "make_dcn_stage",
     "DeformROIPooler",
     "DeformStandardROIHeads",
     "DeformRes5ROIHeads",

@@ -3,6 +3,8 @@ from .dcn_resnet import (
     build_dcn_resnet_backbone,
     build_dcn_resnet_fpn_backbone,
     build_dcn_retinanet_resnet_fpn_backbone,
+    make_dcn_resnet_stages,
+    make_dcn_stage,
 )
 from .dcn_resnet_deeplab import build_dcn_resnet_deeplab_backbone
 
@@ -12,4 +14,6 @@ __all__ = [
     "build_dcn_resnet_fpn_backbone",
     "build_dcn_retinanet_resnet_fpn_backbone",
     "build_dcn_resnet_deeplab_backbone",
+    "make_dcn_resnet_stages",
+    "make_dcn_stage",
 ]

@@ -8,6 +8,7 @@ offset branches staying at their zero initialisation. Unlike detectron2's, these
 the CPU.
 """
 import copy
+from typing import List, Sequence
 
 import torch.nn.functional as F
 from detectron2.layers import Conv2d, ShapeSpec
@@ -93,33 +94,125 @@ class CeilModeStem(CNNBlockBase):
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=0, ceil_mode=True)
 
 
+def deformable_indices(num_blocks: int, last_blocks: int = -1, key: str = "deform_last_blocks") -> range:
+    """Indices of a stage's deformable blocks: all (``last_blocks`` -1) or the last N >= 1
+    (the DCNv1 paper's res5a-c ablation is 3 of res5's 3)."""
+    if last_blocks == -1 or last_blocks >= num_blocks:
+        return range(num_blocks)
+    if last_blocks < 1:
+        raise ValueError(f"{key} must be -1 (all blocks) or >= 1, got {last_blocks}")
+    return range(num_blocks - last_blocks, num_blocks)
+
+
+def swap_in_deformable(blocks, indices, modulated: bool = False, deformable_groups: int = 1, border: str = "dcnv2", stage: str = "the stage"):
+    """Replace ``blocks[i]`` for i in ``indices`` (a list or nn.Sequential of detectron2
+    BottleneckBlocks) in place by :class:`DeformBottleneck`; returns ``blocks``."""
+    for i in indices:
+        block = blocks[i]
+        if not isinstance(block, BottleneckBlock):
+            raise ValueError(
+                f"deformable convs need bottleneck blocks (ResNet depth >= 50); {stage} has {type(block).__name__}"
+            )
+        blocks[i] = DeformBottleneck(block, modulated, deformable_groups, border)
+    return blocks
+
+
 def deformable_blocks(cfg, stage_index: int, num_blocks: int) -> range:
     """Indices of the blocks of stage res{stage_index} (2..5) that are deformable."""
     if not cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE[stage_index - 2]:
         return range(0)
-    last = cfg.MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE[stage_index - 2]
-    if last == -1 or last >= num_blocks:
-        return range(num_blocks)
-    if last < 1:
-        raise ValueError(
-            f"MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE[{stage_index - 2}] must be -1 (all blocks) or >= 1, got {last}"
-        )
-    return range(num_blocks - last, num_blocks)
+    return deformable_indices(
+        num_blocks,
+        cfg.MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE[stage_index - 2],
+        f"MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE[{stage_index - 2}]",
+    )
 
 
 def make_stage_deformable(cfg, stage: nn.Sequential, stage_index: int) -> nn.Sequential:
     """Replace the configured blocks of ``stage`` (res{stage_index}) in place."""
-    for i in deformable_blocks(cfg, stage_index, len(stage)):
-        block = stage[i]
-        if not isinstance(block, BottleneckBlock):
-            raise ValueError(
-                f"deformable convs need bottleneck blocks (MODEL.RESNETS.DEPTH >= 50); res{stage_index} "
-                f"has {type(block).__name__}"
+    return swap_in_deformable(
+        stage,
+        deformable_blocks(cfg, stage_index, len(stage)),
+        cfg.MODEL.RESNETS.DEFORM_MODULATED,
+        cfg.MODEL.RESNETS.DEFORM_NUM_GROUPS,
+        cfg.MODEL.DCN.BORDER,
+        f"res{stage_index}",
+    )
+
+
+# ---- Plain-argument builders, for LazyConfig (configs/common/models/dcn_resnet.py) ----------
+
+def make_dcn_stage(
+    *,
+    deformable: bool = False,
+    deform_last_blocks: int = -1,
+    deform_modulated: bool = False,
+    deform_num_groups: int = 1,
+    border: str = "dcnv2",
+    block_class=BottleneckBlock,
+    **stage_kwargs,
+) -> List[CNNBlockBase]:
+    """detectron2's ``ResNet.make_stage(block_class, **stage_kwargs)`` (num_blocks,
+    stride_per_block, in/out/bottleneck channels, norm, stride_in_1x1, dilation, ...) with its
+    last ``deform_last_blocks`` blocks (-1: all) deformable when ``deformable``: what the
+    YAML keys MODEL.RESNETS.DEFORM_* / MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE / BORDER
+    say for one stage. The C4 box head's res5 is one such stage."""
+    blocks = ResNet.make_stage(block_class=block_class, **stage_kwargs)
+    if not deformable:
+        return blocks
+    indices = deformable_indices(len(blocks), deform_last_blocks)
+    return swap_in_deformable(blocks, indices, deform_modulated, deform_num_groups, border)
+
+
+def make_dcn_resnet_stages(
+    depth: int = 50,
+    *,
+    in_channels: int = 64,
+    res2_out_channels: int = 256,
+    num_groups: int = 1,
+    width_per_group: int = 64,
+    stride_in_1x1: bool = True,
+    norm: str = "FrozenBN",
+    res5_dilation: int = 1,
+    deform_on_per_stage: Sequence[bool] = (False, False, False, False),
+    deform_last_blocks_per_stage: Sequence[int] = (-1, -1, -1, -1),
+    deform_modulated: bool = False,
+    deform_num_groups: int = 1,
+    border: str = "dcnv2",
+) -> List[List[CNNBlockBase]]:
+    """The four bottleneck stages res2-res5 that ``build_dcn_resnet_backbone`` builds from
+    MODEL.RESNETS.* (``in_channels`` = STEM_OUT_CHANNELS, RES5_DILATION 1 or 2 as in
+    R-FCN) and the deformable keys, for ``ResNet(stem, stages, out_features, freeze_at)``."""
+    blocks_per_stage = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+    if depth not in blocks_per_stage:
+        raise ValueError(f"depth must be 50, 101 or 152 (bottleneck ResNets), got {depth}")
+    if res5_dilation not in (1, 2):
+        raise ValueError(f"res5_dilation must be 1 or 2, got {res5_dilation}")
+    out_channels, bottleneck = res2_out_channels, num_groups * width_per_group
+    stages = []
+    for i, num_blocks in enumerate(blocks_per_stage[depth]):
+        dilation = res5_dilation if i == 3 else 1
+        first_stride = 1 if i == 0 or dilation == 2 else 2
+        stages.append(
+            make_dcn_stage(
+                deformable=bool(deform_on_per_stage[i]),
+                deform_last_blocks=deform_last_blocks_per_stage[i],
+                deform_modulated=deform_modulated,
+                deform_num_groups=deform_num_groups,
+                border=border,
+                num_blocks=num_blocks,
+                stride_per_block=[first_stride] + [1] * (num_blocks - 1),
+                in_channels=in_channels,
+                out_channels=out_channels,
+                bottleneck_channels=bottleneck,
+                num_groups=num_groups,
+                norm=norm,
+                stride_in_1x1=stride_in_1x1,
+                dilation=dilation,
             )
-        stage[i] = DeformBottleneck(
-            block, cfg.MODEL.RESNETS.DEFORM_MODULATED, cfg.MODEL.RESNETS.DEFORM_NUM_GROUPS, cfg.MODEL.DCN.BORDER
         )
-    return stage
+        in_channels, out_channels, bottleneck = out_channels, out_channels * 2, bottleneck * 2
+    return stages
 
 
 def without_deform(cfg):

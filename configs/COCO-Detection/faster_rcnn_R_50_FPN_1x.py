@@ -1,0 +1,5 @@
+# Twin of faster_rcnn_R_50_FPN_1x.yaml: Faster R-CNN R-50-FPN, the plain baseline.
+from ..common.coco_1x import dataloader, lr_multiplier, optimizer, train
+from ..common.models.faster_rcnn_fpn import model
+
+train.init_checkpoint = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
