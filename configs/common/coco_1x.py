@@ -8,3 +8,6 @@ dataloader = get_config("common/data/coco.py").dataloader
 lr_multiplier = get_config("common/coco_schedule.py").lr_multiplier_1x
 train = get_config("common/train.py").train
 train.max_iter = 90000
+# Box-only models (Faster R-CNN, R-FCN, RetinaNet: MODEL.MASK_ON False) load no masks; Mask R-CNN
+# twins set this back to True.
+dataloader.train.mapper.use_instance_mask = False
