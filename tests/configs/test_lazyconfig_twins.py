@@ -70,20 +70,11 @@ def _image(cfg):
 # The YAML configs whose twin is not written yet (issue 23 is open until this list is empty). Each is
 # a strict xfail: a twin that appears must also leave this list, and nothing else may lack one.
 NOT_YET_TWINNED = {
-    "COCO-Detection/cascade_rcnn_R_50_FPN_1x.yaml",
-    "COCO-Detection/cascade_rcnn_R_50_FPN_dconv_c3-c5_dpool_1x.yaml",
-    "COCO-Detection/cascade_rcnn_R_50_FPN_mdconv_c3-c5_mdpool_1x.yaml",
     "COCO-Detection/faster_rcnn_R_101_C4_1x.yaml",
     "COCO-Detection/faster_rcnn_R_101_C4_dconv_c5_dpool_1x.yaml",
-    "COCO-Detection/retinanet_R_50_FPN_1x.yaml",
-    "COCO-Detection/retinanet_R_50_FPN_dconv_c3-c5_1x.yaml",
-    "COCO-Detection/retinanet_R_50_FPN_mdconv_c3-c5_1x.yaml",
     "COCO-Detection/rfcn_R_101_1x.yaml",
     "COCO-Detection/rfcn_R_101_dconv_c5_dpsroi_1x.yaml",
     "COCO-Detection/rfcn_R_101_mdconv_c3-c5_mdpsroi_1x.yaml",
-    "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
-    "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_dconv_c3-c5_1x.yaml",
-    "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_mdconv_c3-c5_mdpool_1x.yaml",
     "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",
     "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16_dconv_c5.yaml",
     "Demo/faster_rcnn_dcnv1.yaml",

@@ -1,0 +1,8 @@
+# Twin of mask_rcnn_R_50_FPN_mdconv_c3-c5_mdpool_1x.yaml: DCNv2, modulated deformable convs in
+# res3-res5 and modulated deformable RoI pooling in the box head (the mask head pools with RoIAlign).
+from ..common.models.deform_poolers import mdpool
+from .mask_rcnn_R_50_FPN_1x import dataloader, lr_multiplier, model, optimizer, train
+
+model.backbone.bottom_up.stages.deform_on_per_stage = [False, True, True, True]  # res3-res5
+model.backbone.bottom_up.stages.deform_modulated = True
+model.roi_heads.box_pooler = mdpool
