@@ -70,8 +70,6 @@ def _image(cfg):
 # The YAML configs whose twin is not written yet (issue 23 is open until this list is empty). Each is
 # a strict xfail: a twin that appears must also leave this list, and nothing else may lack one.
 NOT_YET_TWINNED = {
-    "COCO-Detection/faster_rcnn_R_101_C4_1x.yaml",
-    "COCO-Detection/faster_rcnn_R_101_C4_dconv_c5_dpool_1x.yaml",
     "COCO-Detection/rfcn_R_101_1x.yaml",
     "COCO-Detection/rfcn_R_101_dconv_c5_dpsroi_1x.yaml",
     "COCO-Detection/rfcn_R_101_mdconv_c3-c5_mdpsroi_1x.yaml",
@@ -88,8 +86,6 @@ NOT_YET_TWINNED = {
     "Original/rcnn_dcn_coco.yaml",
     "Original/rfcn_coco.yaml",
     "Original/rfcn_dcn_coco.yaml",
-    "PascalVOC-Detection/faster_rcnn_R_101_C4.yaml",
-    "PascalVOC-Detection/faster_rcnn_R_101_C4_dconv_c5_dpool.yaml",
     "PascalVOC-Detection/rfcn_R_101.yaml",
     "PascalVOC-Detection/rfcn_R_101_dconv_c5_dpsroi.yaml",
     "PascalVOC-Detection/rfcn_R_101_mdconv_c3-c5_mdpsroi.yaml",
