@@ -70,9 +70,6 @@ def _image(cfg):
 # The YAML configs whose twin is not written yet (issue 23 is open until this list is empty). Each is
 # a strict xfail: a twin that appears must also leave this list, and nothing else may lack one.
 NOT_YET_TWINNED = {
-    "COCO-Detection/rfcn_R_101_1x.yaml",
-    "COCO-Detection/rfcn_R_101_dconv_c5_dpsroi_1x.yaml",
-    "COCO-Detection/rfcn_R_101_mdconv_c3-c5_mdpsroi_1x.yaml",
     "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",
     "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16_dconv_c5.yaml",
     "Demo/faster_rcnn_dcnv1.yaml",
@@ -86,9 +83,6 @@ NOT_YET_TWINNED = {
     "Original/rcnn_dcn_coco.yaml",
     "Original/rfcn_coco.yaml",
     "Original/rfcn_dcn_coco.yaml",
-    "PascalVOC-Detection/rfcn_R_101.yaml",
-    "PascalVOC-Detection/rfcn_R_101_dconv_c5_dpsroi.yaml",
-    "PascalVOC-Detection/rfcn_R_101_mdconv_c3-c5_mdpsroi.yaml",
     "PascalVOC-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_30k_bs16.yaml",
     "PascalVOC-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_30k_bs16_dconv_c5.yaml",
 }
