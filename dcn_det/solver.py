@@ -21,6 +21,7 @@ gradients of v.
 """
 import logging
 import re
+from collections import abc
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -39,9 +40,10 @@ RFCN_HEAD_PATTERN = r"(^|\.)roi_heads\.(conv_new|rfcn_cls|rfcn_bbox)\."
 Rule = Tuple["re.Pattern[str]", float, float]
 
 
-def _parse_rule(index: int, rule) -> Rule:
-    key = f"SOLVER.PARAM_LR_FACTORS[{index}]"
-    if not isinstance(rule, (list, tuple)) or len(rule) not in (2, 3) or not isinstance(rule[0], str):
+def _parse_rule(index: int, rule, name: str = "SOLVER.PARAM_LR_FACTORS") -> Rule:
+    key = f"{name}[{index}]"
+    # Any sequence but a string: a LazyConfig hands over OmegaConf's ListConfig.
+    if isinstance(rule, (str, bytes)) or not isinstance(rule, abc.Sequence) or len(rule) not in (2, 3) or not isinstance(rule[0], str):
         raise ValueError(f"{key} must be [regex, lr_factor] or [regex, lr_factor, weight_decay_factor], got {rule!r}")
     try:
         pattern = re.compile(rule[0])
@@ -144,7 +146,7 @@ def dcn_optimizer_params(
     (SOLVER.PARAM_LR_FACTORS: [regex, lr_factor(, weight_decay_factor)] rules). Used as
     ``optimizer.params = L(dcn_optimizer_params)(...)`` (configs/common/optim.py); detectron2's
     ``lazyconfig_train_net.py`` sets ``optimizer.params.model``."""
-    rules = [_parse_rule(i, rule) for i, rule in enumerate(param_lr_factors)]
+    rules = [_parse_rule(i, rule, "param_lr_factors") for i, rule in enumerate(param_lr_factors)]
     if not float(dcn_offset_lr_factor) > 0:
         raise ValueError(f"dcn_offset_lr_factor must be > 0, got {dcn_offset_lr_factor}")
     return _param_groups(

@@ -12,6 +12,7 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling import build_model
 from detectron2.solver import LRMultiplier
+from omegaconf import ListConfig
 
 from dcn_det.engine import build_cfg, build_lr_scheduler, build_optimizer
 
@@ -72,11 +73,6 @@ def _image(cfg):
 NOT_YET_TWINNED = {
     "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",
     "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16_dconv_c5.yaml",
-    "Demo/faster_rcnn_dcnv1.yaml",
-    "Demo/faster_rcnn_dcnv2.yaml",
-    "Demo/faster_rcnn_plain.yaml",
-    "Demo/rfcn_dcnv2.yaml",
-    "Demo/rfcn_plain.yaml",
     "Original/deform_conv_voc_demo.yaml",
     "Original/deform_psroi_voc_demo.yaml",
     "Original/rcnn_coco.yaml",
@@ -182,5 +178,52 @@ def test_twin_trains_as_the_yaml_config(yaml_path):
     assert train.total_batch_size == cfg.SOLVER.IMS_PER_BATCH
     names = train.dataset.names
     assert (tuple(names) if not isinstance(names, str) else (names,)) == tuple(cfg.DATASETS.TRAIN)
-    test_names = lazy.dataloader.test.dataset.names
-    assert (tuple(test_names) if not isinstance(test_names, str) else (test_names,)) == tuple(cfg.DATASETS.TEST)
+    # One loader per YAML test set: detectron2's LazyConfig evaluates ``dataloader.test``; further
+    # test sets are ``dataloader.test_<what>`` loaders, in the YAML's order.
+    loaders = ["test"] + [k for k in lazy.dataloader if k.startswith("test_")]
+    test_names = ()
+    for key in loaders:
+        names = lazy.dataloader[key].dataset.names
+        test_names += tuple(names) if not isinstance(names, str) else (names,)
+    assert test_names == tuple(cfg.DATASETS.TEST)
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple, ListConfig)):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def _augmentation(aug):
+    """Class and arguments of a detectron2 augmentation (OmegaConf turns tuples into lists)."""
+    args = {k: _plain(v) for k, v in vars(aug).items() if not k.startswith("_")}
+    sizes = args.get("short_edge_length")
+    if isinstance(sizes, tuple) and len(set(sizes)) == 1:
+        # One size: "range" (s, s) and "choice" (s,) resize alike (detectron2's YAML and LazyConfig
+        # spell the test-time resize these two ways).
+        args.update(short_edge_length=sizes[:1], is_range=None, sample_style=None)
+    return type(aug).__name__, args
+
+
+def _mapper_settings(mapper):
+    settings = {"augmentations": [_augmentation(a) for a in mapper.augmentations.augs], "image_format": mapper.image_format}
+    if mapper.is_train:  # at test time DatasetMapper drops the annotations
+        settings.update(
+            use_instance_mask=mapper.use_instance_mask,
+            instance_mask_format=mapper.instance_mask_format,
+            use_keypoint=mapper.use_keypoint,
+        )
+    return settings
+
+
+@pytest.mark.parametrize("yaml_path", TWINS, ids=_id)
+def test_twin_reads_images_as_the_yaml_config(yaml_path):
+    """The same resizing, flips and annotations per image, in training and at test time."""
+    from detectron2.data import DatasetMapper
+
+    cfg = build_cfg(str(yaml_path), ["MODEL.DEVICE", "cpu"])
+    lazy = LazyConfig.load(str(_twin(yaml_path)))
+    for is_train, key in ((True, "train"), (False, "test")):
+        want = _mapper_settings(DatasetMapper(cfg, is_train))
+        got = _mapper_settings(instantiate(lazy.dataloader[key].mapper))
+        assert got == want, f"dataloader.{key}.mapper"
