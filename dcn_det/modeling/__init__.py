@@ -1,5 +1,6 @@
 """detectron2 components (importing this registers them)."""
 from .backbone import (
+    CeilModeStem,
     DeformBottleneck,
     build_dcn_resnet_backbone,
     build_dcn_resnet_deeplab_backbone,
@@ -11,7 +12,16 @@ from .backbone import (
 from .anchor_generator import RoundedAnchorGenerator
 from .proposal_generator import OriginalRPN
 from .sem_seg_heads import DeepLabV3GlobalPoolHead
-from .roi_heads import DeformCascadeROIHeads, DeformRes5ROIHeads, DeformROIPooler, DeformStandardROIHeads, RFCNROIHeads
+from .roi_heads import (
+    ClipPlusOneOutputLayers,
+    DeformCascadeROIHeads,
+    DeformRes5ROIHeads,
+    DeformROIPooler,
+    DeformStandardROIHeads,
+    PlusOneBoxPooler,
+    RFCNROIHeads,
+    box_reduce_conv,
+)
 
 __all__ = [
     "DeformBottleneck",
@@ -29,4 +39,8 @@ __all__ = [
     "DeepLabV3GlobalPoolHead",
     "RoundedAnchorGenerator",
     "OriginalRPN",
+    "CeilModeStem",
+    "PlusOneBoxPooler",
+    "ClipPlusOneOutputLayers",
+    "box_reduce_conv",
 ]

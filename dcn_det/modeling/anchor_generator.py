@@ -51,6 +51,9 @@ class RoundedAnchorGenerator(nn.Module):
     def __init__(self, *, sizes: List[List[float]], aspect_ratios: List[List[float]], strides: List[int]):
         super().__init__()
         self.strides = [int(s) for s in strides]
+        # Plain lists: a LazyConfig hands over OmegaConf's ListConfig.
+        sizes = [list(s) for s in sizes]
+        aspect_ratios = [list(a) for a in aspect_ratios]
         if len(sizes) == 1:
             sizes = sizes * len(self.strides)
         if len(aspect_ratios) == 1:

@@ -1,4 +1,5 @@
 from .dcn_resnet import (
+    CeilModeStem,
     DeformBottleneck,
     build_dcn_resnet_backbone,
     build_dcn_resnet_fpn_backbone,
@@ -9,6 +10,7 @@ from .dcn_resnet import (
 from .dcn_resnet_deeplab import build_dcn_resnet_deeplab_backbone
 
 __all__ = [
+    "CeilModeStem",
     "DeformBottleneck",
     "build_dcn_resnet_backbone",
     "build_dcn_resnet_fpn_backbone",

@@ -51,6 +51,14 @@ class ClipPlusOneOutputLayers(FastRCNNOutputLayers):
         return tuple(clip_plus_one(b.reshape(-1, 4), p.image_size).reshape(b.shape) for b, p in zip(boxes, proposals))
 
 
+def box_reduce_conv(in_channels: int, out_channels: int) -> Conv2d:
+    """The original Faster R-CNN's reduction before RoI pooling (MODEL.ROI_BOX_HEAD.REDUCE_CONV_DIM):
+    a 1x1 conv + ReLU, MSRA-initialised; DeformStandardROIHeads' ``box_reduce``."""
+    conv = Conv2d(in_channels, out_channels, kernel_size=1, activation=F.relu)
+    c2_msra_fill(conv)
+    return conv
+
+
 @ROI_HEADS_REGISTRY.register()
 class DeformStandardROIHeads(StandardROIHeads):
     DCN_POOL_SUPPORTED = True  # reads MODEL.DCN.POOL (dcn_det.config.check_cfg)
@@ -67,8 +75,7 @@ class DeformStandardROIHeads(StandardROIHeads):
         reduce_dim = box.REDUCE_CONV_DIM
         box_reduce = None
         if reduce_dim > 0:
-            box_reduce = Conv2d(input_shape[in_features[0]].channels, reduce_dim, kernel_size=1, activation=F.relu)
-            c2_msra_fill(box_reduce)
+            box_reduce = box_reduce_conv(input_shape[in_features[0]].channels, reduce_dim)
             input_shape = {f: ShapeSpec(channels=reduce_dim, stride=input_shape[f].stride) for f in in_features}
         ret = super()._init_box_head(cfg, input_shape)
         if cfg.MODEL.DCN.POOL:
