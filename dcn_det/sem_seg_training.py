@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import numpy as np
 import torch
-from detectron2.config import CfgNode
+from detectron2.config import CfgNode, configurable
 from detectron2.data import build_detection_train_loader
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
@@ -57,9 +57,14 @@ class SemSegDatasetMapper:
     """Training mapper for semantic segmentation: image (INPUT.FORMAT) and label indices
     through the same augmentations -> ``{"image": [C, H, W] uint8, "sem_seg": [H, W] long}``."""
 
-    def __init__(self, cfg: CfgNode):
-        self.augmentations = T.AugmentationList(sem_seg_train_augmentations(cfg))
-        self.image_format = cfg.INPUT.FORMAT
+    @configurable
+    def __init__(self, *, augmentations: List[T.Augmentation], image_format: str):
+        self.augmentations = T.AugmentationList(list(augmentations))
+        self.image_format = image_format
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode):
+        return {"augmentations": sem_seg_train_augmentations(cfg), "image_format": cfg.INPUT.FORMAT}
 
     def __call__(self, dataset_dict: Dict) -> Dict:
         dataset_dict = copy.deepcopy(dataset_dict)

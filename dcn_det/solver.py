@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from detectron2.config import CfgNode
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+from fvcore.common.param_scheduler import ParamScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -197,3 +198,35 @@ def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimiz
             weight_decay=cfg.SOLVER.WEIGHT_DECAY,
         )
     return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+
+
+class WarmupPolyParamScheduler(ParamScheduler):
+    """SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR" (the DeepLab project's scheduler) as an fvcore
+    ParamScheduler, the LazyConfig ``lr_multiplier``: the warm-up factor (linear from
+    ``warmup_factor`` to 1 over ``warmup_iters``, or constant) times ``(1 - iter / max_iter) **
+    power``, held at ``constant_ending`` once it would fall below it (after warm-up).
+    detectron2's WarmupParamScheduler interpolates towards the schedule instead of
+    multiplying, which differs during warm-up when the schedule is not flat there."""
+
+    def __init__(self, max_iter: int, warmup_iters: int = 1000, warmup_factor: float = 0.001,
+                 warmup_method: str = "linear", power: float = 0.9, constant_ending: float = 0.0):
+        if warmup_method not in ("linear", "constant"):
+            raise ValueError(f'warmup_method must be "linear" or "constant", got {warmup_method!r}')
+        if not max_iter > 0:
+            raise ValueError(f"max_iter must be > 0, got {max_iter}")
+        self.max_iter, self.warmup_iters, self.warmup_factor = max_iter, warmup_iters, warmup_factor
+        self.warmup_method, self.power, self.constant_ending = warmup_method, power, constant_ending
+
+    def __call__(self, where: float) -> float:
+        iteration = where * self.max_iter
+        factor = 1.0
+        if iteration < self.warmup_iters:
+            if self.warmup_method == "constant":
+                factor = self.warmup_factor
+            else:
+                alpha = iteration / self.warmup_iters
+                factor = self.warmup_factor * (1 - alpha) + alpha
+        poly = (1.0 - where) ** self.power
+        if self.constant_ending > 0 and factor == 1.0 and poly < self.constant_ending:
+            return self.constant_ending
+        return factor * poly

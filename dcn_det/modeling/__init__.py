@@ -11,7 +11,7 @@ from .backbone import (
 )
 from .anchor_generator import RoundedAnchorGenerator
 from .proposal_generator import OriginalRPN
-from .sem_seg_heads import DeepLabV3GlobalPoolHead
+from .sem_seg_heads import DeepLabV3GlobalPoolHead, make_deeplab_v3_head
 from .roi_heads import (
     ClipPlusOneOutputLayers,
     DeformCascadeROIHeads,
@@ -37,6 +37,7 @@ __all__ = [
     "DeformCascadeROIHeads",
     "RFCNROIHeads",
     "DeepLabV3GlobalPoolHead",
+    "make_deeplab_v3_head",
     "RoundedAnchorGenerator",
     "OriginalRPN",
     "CeilModeStem",

@@ -16,6 +16,7 @@ from detectron2.utils.events import EventStorage
 from omegaconf import ListConfig
 
 from dcn_det.engine import build_cfg, build_lr_scheduler, build_optimizer
+from dcn_det.sem_seg_training import SemSegDatasetMapper, is_semantic_segmentation
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
 YAMLS = sorted(p for p in CONFIG_ROOT.rglob("*.yaml") if not p.name.startswith("Base-"))
@@ -63,10 +64,18 @@ def _record(model):
     return outputs, handles
 
 
+def _image_size(cfg):
+    # DeepLab's ASPP pools over the training crop's extent: test images must be at least that.
+    if is_semantic_segmentation(cfg) and cfg.INPUT.CROP.ENABLED:
+        return tuple(cfg.INPUT.CROP.SIZE)
+    return 160, 224
+
+
 def _image(cfg):
+    height, width = _image_size(cfg)
     generator = torch.Generator().manual_seed(1)
-    image = torch.randint(0, 256, (3, 160, 224), generator=generator, dtype=torch.uint8).float()
-    return [{"image": image, "height": 160, "width": 224}]
+    image = torch.randint(0, 256, (3, height, width), generator=generator, dtype=torch.uint8).float()
+    return [{"image": image, "height": height, "width": width}]
 
 
 def _training_batch(cfg):
@@ -75,41 +84,21 @@ def _training_batch(cfg):
     from detectron2.structures import BitMasks, Boxes, Instances
 
     batch = _image(cfg) * 2
+    size = _image_size(cfg)
     boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 40.0, 200.0, 150.0], [60.0, 10.0, 90.0, 50.0]])
-    masks = torch.zeros(len(boxes), 160, 224, dtype=torch.bool)
+    masks = torch.zeros(len(boxes), *size, dtype=torch.bool)
     for mask, (x1, y1, x2, y2) in zip(masks, boxes.int().tolist()):
         mask[y1:y2, x1:x2] = True
     generator = torch.Generator().manual_seed(4)
     for item in batch:
         item = item.update(
-            instances=Instances((160, 224), gt_boxes=Boxes(boxes), gt_classes=torch.tensor([1, 0, 1]), gt_masks=BitMasks(masks)),
-            sem_seg=torch.randint(0, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, (160, 224), generator=generator),
+            instances=Instances(size, gt_boxes=Boxes(boxes), gt_classes=torch.tensor([1, 0, 1]), gt_masks=BitMasks(masks)),
+            sem_seg=torch.randint(0, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, size, generator=generator),
         )
     return batch
 
 
-# The YAML configs whose twin is not written yet (issue 23 is open until this list is empty). Each is
-# a strict xfail: a twin that appears must also leave this list, and nothing else may lack one.
-NOT_YET_TWINNED = {
-    "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",
-    "Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_90k_bs16_dconv_c5.yaml",
-    "PascalVOC-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_30k_bs16.yaml",
-    "PascalVOC-SemanticSegmentation/deeplab_v3_R_103_os16_mg124_poly_30k_bs16_dconv_c5.yaml",
-}
-
-
-def _twin_param(path):
-    marks = ()
-    if _id(path) in NOT_YET_TWINNED:
-        marks = pytest.mark.xfail(strict=True, reason="LazyConfig twin not written yet")
-    return pytest.param(path, id=_id(path), marks=marks)
-
-
-def test_not_yet_twinned_names_real_configs():
-    assert NOT_YET_TWINNED <= {_id(p) for p in YAMLS}
-
-
-@pytest.mark.parametrize("yaml_path", [_twin_param(p) for p in YAMLS])
+@pytest.mark.parametrize("yaml_path", YAMLS, ids=_id)
 def test_every_model_config_has_a_lazyconfig_twin(yaml_path):
     assert _twin(yaml_path).is_file(), f"{_id(yaml_path)} has no LazyConfig twin {_twin(yaml_path).name}"
 
@@ -231,8 +220,12 @@ def test_twin_trains_as_the_yaml_config(yaml_path):
 
 
 def _plain(value):
+    from detectron2.data.transforms import Augmentation
+
     if isinstance(value, (list, tuple, ListConfig)):
         return tuple(_plain(v) for v in value)
+    if isinstance(value, Augmentation):  # nested, e.g. the crop inside RandomCrop_CategoryAreaConstraint
+        return _augmentation(value)
     return value
 
 
@@ -248,8 +241,14 @@ def _augmentation(aug):
 
 
 def _mapper_settings(mapper):
-    settings = {"augmentations": [_augmentation(a) for a in mapper.augmentations.augs], "image_format": mapper.image_format}
-    if mapper.is_train:  # at test time DatasetMapper drops the annotations
+    from detectron2.data import DatasetMapper
+
+    settings = {
+        "class": type(mapper).__name__,
+        "augmentations": [_augmentation(a) for a in mapper.augmentations.augs],
+        "image_format": mapper.image_format,
+    }
+    if isinstance(mapper, DatasetMapper) and mapper.is_train:  # at test time DatasetMapper drops the annotations
         settings.update(
             use_instance_mask=mapper.use_instance_mask,
             instance_mask_format=mapper.instance_mask_format,
@@ -268,6 +267,10 @@ def test_twin_reads_images_as_the_yaml_config(yaml_path):
     for is_train, key in ((True, "train"), (False, "test")):
         if is_train and not cfg.DATASETS.TRAIN:  # inference-only
             continue
-        want = _mapper_settings(DatasetMapper(cfg, is_train))
+        # What dcn_det's trainer (dcn_det.engine) reads images with.
+        if is_train and is_semantic_segmentation(cfg):
+            want = _mapper_settings(SemSegDatasetMapper(cfg))
+        else:
+            want = _mapper_settings(DatasetMapper(cfg, is_train))
         got = _mapper_settings(instantiate(lazy.dataloader[key].mapper))
         assert got == want, f"dataloader.{key}.mapper"

@@ -8,7 +8,7 @@ offset branches staying at their zero initialisation. Unlike detectron2's, these
 the CPU.
 """
 import copy
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch.nn.functional as F
 from detectron2.layers import Conv2d, ShapeSpec
@@ -173,7 +173,9 @@ def make_dcn_resnet_stages(
     width_per_group: int = 64,
     stride_in_1x1: bool = True,
     norm: str = "FrozenBN",
+    res4_dilation: int = 1,
     res5_dilation: int = 1,
+    res5_multi_grid: Optional[Sequence[int]] = None,
     deform_on_per_stage: Sequence[bool] = (False, False, False, False),
     deform_last_blocks_per_stage: Sequence[int] = (-1, -1, -1, -1),
     deform_modulated: bool = False,
@@ -182,17 +184,28 @@ def make_dcn_resnet_stages(
 ) -> List[List[CNNBlockBase]]:
     """The four bottleneck stages res2-res5 that ``build_dcn_resnet_backbone`` builds from
     MODEL.RESNETS.* (``in_channels`` = STEM_OUT_CHANNELS, RES5_DILATION 1 or 2 as in
-    R-FCN) and the deformable keys, for ``ResNet(stem, stages, out_features, freeze_at)``."""
+    R-FCN) and the deformable keys, for ``ResNet(stem, stages, out_features, freeze_at)``.
+    ``res4_dilation`` / ``res5_dilation`` (4 needs res4 dilated) and ``res5_multi_grid`` (each res5
+    block's dilation is res5_dilation times its entry, e.g. [1, 2, 4]) are the DeepLab project's
+    MODEL.RESNETS.RES4_DILATION / RES5_DILATION / RES5_MULTI_GRID."""
     blocks_per_stage = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
     if depth not in blocks_per_stage:
         raise ValueError(f"depth must be 50, 101 or 152 (bottleneck ResNets), got {depth}")
-    if res5_dilation not in (1, 2):
-        raise ValueError(f"res5_dilation must be 1 or 2, got {res5_dilation}")
+    if res4_dilation not in (1, 2):
+        raise ValueError(f"res4_dilation must be 1 or 2, got {res4_dilation}")
+    if res5_dilation not in ((4,) if res4_dilation == 2 else (1, 2, 4)):
+        raise ValueError(f"res5_dilation must be 1, 2 or 4 (4 when res4_dilation is 2), got {res5_dilation}")
+    if res5_multi_grid is not None and len(res5_multi_grid) != blocks_per_stage[depth][3]:
+        raise ValueError(f"res5_multi_grid needs one entry per res5 block ({blocks_per_stage[depth][3]}), got {list(res5_multi_grid)}")
     out_channels, bottleneck = res2_out_channels, num_groups * width_per_group
     stages = []
     for i, num_blocks in enumerate(blocks_per_stage[depth]):
-        dilation = res5_dilation if i == 3 else 1
-        first_stride = 1 if i == 0 or dilation == 2 else 2
+        dilation = (1, 1, res4_dilation, res5_dilation)[i]
+        first_stride = 1 if i == 0 or dilation > 1 else 2
+        if i == 3 and res5_multi_grid is not None:
+            dilations = {"dilation_per_block": [dilation * int(g) for g in res5_multi_grid]}
+        else:
+            dilations = {"dilation": dilation}
         stages.append(
             make_dcn_stage(
                 deformable=bool(deform_on_per_stage[i]),
@@ -208,7 +221,7 @@ def make_dcn_resnet_stages(
                 num_groups=num_groups,
                 norm=norm,
                 stride_in_1x1=stride_in_1x1,
-                dilation=dilation,
+                **dilations,
             )
         )
         in_channels, out_channels, bottleneck = out_channels, out_channels * 2, bottleneck * 2
