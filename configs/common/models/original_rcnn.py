@@ -8,8 +8,9 @@ from detectron2.layers import ShapeSpec
 from detectron2.model_zoo import get_config
 from detectron2.modeling.poolers import ROIPooler
 
-from dcn_det.modeling import ClipPlusOneOutputLayers, DeformROIPooler, DeformStandardROIHeads, PlusOneBoxPooler, box_reduce_conv
+from dcn_det.modeling import ClipPlusOneOutputLayers, DeformStandardROIHeads, PlusOneBoxPooler, box_reduce_conv
 
+from .faster_rcnn_c4 import dpool
 from .original_rpn import model
 
 _heads = get_config("common/models/mask_rcnn_fpn.py").model.roi_heads
@@ -30,13 +31,6 @@ model.roi_heads.box_predictor._target_ = ClipPlusOneOutputLayers  # MODEL.ROI_HE
 model.roi_heads.box_predictor.update(test_score_thresh=0.001, test_nms_thresh=0.3)
 model.roi_heads.box_predictor.box2box_transform.weights = (1.0, 1.0, 1.0, 1.0)
 
-dpool = L(DeformROIPooler)(
-    output_size=7,
-    scales=(1.0 / 16,),
-    in_channels=256,
-    modulated=False,
-    sample_per_part=4,
-    trans_std=0.1,
-    offset_fc_dims=[],  # one fc from the pooled features to the offsets
-    part_size=7,
-)
+# The DCNv1 paper's C4 deformable RoI pooling (7x7 parts, one fc to the offsets) at 7x7 on the
+# reduced 256 channels.
+dpool.update(output_size=7, in_channels=256)
