@@ -1,6 +1,5 @@
 """A tiny run of the whole demo pipeline (generate, train, evaluate, draw, report), so the
 main job cannot silently break."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -91,31 +90,6 @@ def test_tiny_demo_with_seeds_trains_each_model_per_seed_and_reports_mean_and_sp
 
     again = _run_demo(tmp_path, "--seeds", "2", "--seed", "5", "--threads", "1")  # reused, not retrained
     assert again.returncode == 0 and (again.stdout + again.stderr).count("already trained") == 4
-
-
-def _demo_module():
-    spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "tools", "demo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_seeds_table_shows_mean_std_and_range_per_model_and_split_and_the_cost_ratio():
-    demo = _demo_module()
-    nan = float("nan")
-    rows = [
-        ("plain", "shapes_dcn_val", {"AP": 30.0, "AP50": 50.0, "AP75": 20.0}, 0.5),
-        ("plain", "shapes_dcn_val", {"AP": 34.0, "AP50": 54.0, "AP75": 24.0}, 0.5),
-        ("dcnv2", "shapes_dcn_val", {"AP": 40.0, "AP50": 60.0, "AP75": 20.0}, 0.6),
-        ("dcnv2", "shapes_dcn_val", {"AP": nan, "AP50": nan, "AP75": nan}, 0.7),  # no detection at all
-    ]
-    lines = demo.seeds_table(rows).splitlines()
-    assert lines[2] == "| plain | shapes_dcn_val | 2 | 32.0 ± 2.8 (30.0–34.0) | 52.0 ± 2.8 (50.0–54.0) | 22.0 ± 2.8 (20.0–24.0) | 0.50 |"
-    assert lines[3] == ("| dcnv2 | shapes_dcn_val | 2 (1 with no detection: 0 AP) | 20.0 ± 28.3 (0.0–40.0) "
-                        "| 30.0 ± 42.4 (0.0–60.0) | 10.0 ± 14.1 (0.0–20.0) | 0.65 |")
-    assert demo.cost_ratios(rows) == pytest.approx({"dcnv2": 1.3})
-    assert demo.run_dir("out", "plain", 0, 1) == os.path.join("out", "plain")  # one seed: the old layout
-    assert demo.run_dir("out", "plain", 2, 3) == os.path.join("out", "plain", "seed2")
 
 
 @pytest.mark.parametrize("args, message", [
