@@ -49,6 +49,11 @@ def add_dcn_config(cfg: CN) -> CN:
     # (MXNet DeformableConvolution, which the authors' DCNv1 models were trained with: only
     # points in [0, H) x [0, W) sample, the last row/column is clamped onto). dcn_det.ops.deform_conv2d.
     dcn.BORDER = "dcnv2"
+    # Dilation of the 3x3 convs that compute the backbone's offsets (and masks): 0 = the
+    # deformable conv's own (detectron2's and the DCNv2 code's rule); N >= 1 = N, padded to the
+    # same output size (the authors' Deformable DeepLab: offsets by a dilation-1 conv for a
+    # dilation-2 deformable res5).
+    dcn.OFFSET_CONV_DILATION = 0
     # Box-head RoI pooling: "" = detectron2's pooler (MODEL.ROI_BOX_HEAD.POOLER_TYPE),
     # "dpool" = deformable RoI pooling (DCNv1), "mdpool" = modulated (DCNv2).
     dcn.POOL = ""
@@ -245,6 +250,9 @@ def check_cfg(cfg: CN) -> CN:
         fail(f'MODEL.DCN.POOL must be "", "dpool" or "mdpool", got {dcn.POOL!r}')
     if dcn.BORDER not in ("dcnv2", "dcnv1"):
         fail(f'MODEL.DCN.BORDER must be "dcnv2" or "dcnv1", got {dcn.BORDER!r}')
+    if not isinstance(dcn.OFFSET_CONV_DILATION, int) or dcn.OFFSET_CONV_DILATION < 0:
+        fail(f"MODEL.DCN.OFFSET_CONV_DILATION must be an integer >= 0 (0: the deformable conv's dilation), "
+             f"got {dcn.OFFSET_CONV_DILATION!r}")
     rpn = cfg.MODEL.RPN
     if rpn.PROPOSAL_RULES not in ("detectron2", "original"):
         fail(f'MODEL.RPN.PROPOSAL_RULES must be "detectron2" or "original", got {rpn.PROPOSAL_RULES!r}')

@@ -9,6 +9,7 @@ from dcn_det.config import add_dcn_config, use_dcn_builders
 DEFAULTS = {
     "MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE": [-1, -1, -1, -1],
     "MODEL.DCN.BORDER": "dcnv2",
+    "MODEL.DCN.OFFSET_CONV_DILATION": 0,
     "MODEL.RESNETS.STEM_POOL_CEIL_MODE": False,
     "MODEL.RFCN.POOL_PLUS_ONE_BOXES": False,
     "MODEL.RFCN.INTEGER_BINS": False,

@@ -68,3 +68,42 @@ def test_lazyconfig_lr_factor_errors_name_the_lazyconfig_field():
     model = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match=r"param_lr_factors\[0\] must be"):
         dcn_optimizer_params(model, param_lr_factors=["weight"])
+
+
+@pytest.mark.parametrize("offset_dilation", [0, 1, 3])
+def test_offset_conv_dilation_keeps_the_output_size(offset_dilation):
+    """MODEL.DCN.OFFSET_CONV_DILATION / offset_dilation: the offset conv of a dilation-2 res5
+    (and of a strided block) samples at its own dilation, padded so that the offsets still have
+    the deformable conv's output size."""
+    import torch.nn.functional as F
+
+    stages = make_dcn_resnet_stages(50, res5_dilation=2, deform_on_per_stage=[False, True, False, True],
+                                    offset_dilation=offset_dilation)
+    for block in (stages[1][0], stages[3][0]):  # res3a: stride 2, dilation 1; res5a: dilation 2
+        conv2, offset_conv = block.conv2, block.conv2_offset
+        want = conv2.dilation if offset_dilation == 0 else (offset_dilation,) * 2
+        assert offset_conv.dilation == want and offset_conv.stride == conv2.stride
+        x = torch.randn(1, offset_conv.in_channels, 13, 11)
+        assert offset_conv(x).shape[-2:] == F.conv2d(x, conv2.weight, stride=conv2.stride, padding=conv2.padding,
+                                                     dilation=conv2.dilation).shape[-2:]
+
+
+def test_offset_conv_dilation_key_reaches_the_yaml_backbone_and_is_checked():
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_backbone
+
+    from dcn_det import add_dcn_config
+    from dcn_det.config import check_cfg
+
+    cfg = add_dcn_config(get_cfg())
+    cfg.MODEL.BACKBONE.NAME = "build_dcn_resnet_backbone"
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res5"]
+    cfg.MODEL.RESNETS.RES5_DILATION = 2
+    cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE = [False, False, False, True]
+    cfg.MODEL.DCN.OFFSET_CONV_DILATION = 1
+    backbone = build_backbone(cfg)
+    assert [b.conv2_offset.dilation for b in backbone.res5] == [(1, 1)] * 3
+    assert [b.conv2.dilation for b in backbone.res5] == [(2, 2)] * 3
+    cfg.MODEL.DCN.OFFSET_CONV_DILATION = -1
+    with pytest.raises(ValueError, match="MODEL.DCN.OFFSET_CONV_DILATION must be an integer >= 0"):
+        check_cfg(cfg)

@@ -27,11 +27,12 @@ class DeformBottleneck(CNNBlockBase):
     Built from a detectron2 :class:`BottleneckBlock`, whose conv1, conv3, shortcut and
     conv2 weight/norm it takes over; ``conv2_offset`` (3x3, same stride/dilation) is
     zero-initialised, so the block computes what the plain block did. ``border`` is the
-    deformable conv's sampling rule at the map's border ("dcnv2" or "dcnv1", MODEL.DCN.BORDER).
+    deformable conv's sampling rule at the map's border ("dcnv2" or "dcnv1", MODEL.DCN.BORDER);
+    ``offset_dilation`` the offset conv's dilation (0: conv2's, MODEL.DCN.OFFSET_CONV_DILATION).
     """
 
     def __init__(self, block: BottleneckBlock, modulated: bool = False, deformable_groups: int = 1,
-                 border: str = "dcnv2"):
+                 border: str = "dcnv2", offset_dilation: int = 0):
         super().__init__(block.in_channels, block.out_channels, block.stride)
         self.deform_modulated = modulated
         self.shortcut = block.shortcut
@@ -54,13 +55,20 @@ class DeformBottleneck(CNNBlockBase):
         )
         self.conv2.weight = plain.weight
         taps = plain.kernel_size[0] * plain.kernel_size[1]
+        if offset_dilation < 0:
+            raise ValueError(f"offset_dilation must be >= 0 (0: the deformable conv's), got {offset_dilation}")
+        dilation, padding = plain.dilation, plain.padding
+        if offset_dilation:
+            # Same output size as conv2 for any stride: padding d * (k - 1) / 2.
+            dilation = (offset_dilation, offset_dilation)
+            padding = tuple(offset_dilation * (k - 1) // 2 for k in plain.kernel_size)
         self.conv2_offset = Conv2d(
             plain.in_channels,
             (3 if modulated else 2) * taps * deformable_groups,
             kernel_size=plain.kernel_size,
             stride=plain.stride,
-            padding=plain.padding,
-            dilation=plain.dilation,
+            padding=padding,
+            dilation=dilation,
         )
         nn.init.zeros_(self.conv2_offset.weight)
         nn.init.zeros_(self.conv2_offset.bias)
@@ -104,7 +112,8 @@ def deformable_indices(num_blocks: int, last_blocks: int = -1, key: str = "defor
     return range(num_blocks - last_blocks, num_blocks)
 
 
-def swap_in_deformable(blocks, indices, modulated: bool = False, deformable_groups: int = 1, border: str = "dcnv2", stage: str = "the stage"):
+def swap_in_deformable(blocks, indices, modulated: bool = False, deformable_groups: int = 1, border: str = "dcnv2",
+                       stage: str = "the stage", offset_dilation: int = 0):
     """Replace ``blocks[i]`` for i in ``indices`` (a list or nn.Sequential of detectron2
     BottleneckBlocks) in place by :class:`DeformBottleneck`; returns ``blocks``."""
     for i in indices:
@@ -113,7 +122,7 @@ def swap_in_deformable(blocks, indices, modulated: bool = False, deformable_grou
             raise ValueError(
                 f"deformable convs need bottleneck blocks (ResNet depth >= 50); {stage} has {type(block).__name__}"
             )
-        blocks[i] = DeformBottleneck(block, modulated, deformable_groups, border)
+        blocks[i] = DeformBottleneck(block, modulated, deformable_groups, border, offset_dilation)
     return blocks
 
 
@@ -137,6 +146,7 @@ def make_stage_deformable(cfg, stage: nn.Sequential, stage_index: int) -> nn.Seq
         cfg.MODEL.RESNETS.DEFORM_NUM_GROUPS,
         cfg.MODEL.DCN.BORDER,
         f"res{stage_index}",
+        cfg.MODEL.DCN.OFFSET_CONV_DILATION,
     )
 
 
@@ -149,19 +159,20 @@ def make_dcn_stage(
     deform_modulated: bool = False,
     deform_num_groups: int = 1,
     border: str = "dcnv2",
+    offset_dilation: int = 0,
     block_class=BottleneckBlock,
     **stage_kwargs,
 ) -> List[CNNBlockBase]:
     """detectron2's ``ResNet.make_stage(block_class, **stage_kwargs)`` (num_blocks,
     stride_per_block, in/out/bottleneck channels, norm, stride_in_1x1, dilation, ...) with its
     last ``deform_last_blocks`` blocks (-1: all) deformable when ``deformable``: what the
-    YAML keys MODEL.RESNETS.DEFORM_* / MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE / BORDER
+    YAML keys MODEL.RESNETS.DEFORM_* / MODEL.DCN.DEFORM_LAST_BLOCKS_PER_STAGE / BORDER / OFFSET_CONV_DILATION
     say for one stage. The C4 box head's res5 is one such stage."""
     blocks = ResNet.make_stage(block_class=block_class, **stage_kwargs)
     if not deformable:
         return blocks
     indices = deformable_indices(len(blocks), deform_last_blocks)
-    return swap_in_deformable(blocks, indices, deform_modulated, deform_num_groups, border)
+    return swap_in_deformable(blocks, indices, deform_modulated, deform_num_groups, border, offset_dilation=offset_dilation)
 
 
 def make_dcn_resnet_stages(
@@ -181,6 +192,7 @@ def make_dcn_resnet_stages(
     deform_modulated: bool = False,
     deform_num_groups: int = 1,
     border: str = "dcnv2",
+    offset_dilation: int = 0,
 ) -> List[List[CNNBlockBase]]:
     """The four bottleneck stages res2-res5 that ``build_dcn_resnet_backbone`` builds from
     MODEL.RESNETS.* (``in_channels`` = STEM_OUT_CHANNELS, RES5_DILATION 1 or 2 as in
@@ -213,6 +225,7 @@ def make_dcn_resnet_stages(
                 deform_modulated=deform_modulated,
                 deform_num_groups=deform_num_groups,
                 border=border,
+                offset_dilation=offset_dilation,
                 num_blocks=num_blocks,
                 stride_per_block=[first_stride] + [1] * (num_blocks - 1),
                 in_channels=in_channels,
