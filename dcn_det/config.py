@@ -74,6 +74,12 @@ def add_dcn_config(cfg: CN) -> CN:
     defaults.MODEL.RESNETS = CN()
     defaults.MODEL.RESNETS.STEM_POOL_CEIL_MODE = False
 
+    # The FPN's extra top level, read by build_dcn_resnet_fpn_backbone: "maxpool" (detectron2's:
+    # P6 = stride-2 max-pool of P5) or "p6_conv_c5" (the authors' Deformable FPN: P6 = a 3x3
+    # stride-2 conv on res5, dcn_det.modeling.LastLevelP6FromC5).
+    defaults.MODEL.FPN = CN()
+    defaults.MODEL.FPN.TOP_BLOCK = "maxpool"
+
     # The proposal rules of the original code, read by PROPOSAL_GENERATOR.NAME "OriginalRPN"
     # (dcn_det.modeling.proposal_generator; with both at their defaults it is detectron2's
     # RPN). DROP_PARTIAL_CELLS: no proposals from the anchors of the partial last row / column
@@ -203,6 +209,9 @@ def use_dcn_builders(cfg: CN) -> CN:
     return cfg
 
 
+FPN_TOP_BLOCKS = ("maxpool", "p6_conv_c5")
+
+
 class ConfigError(ValueError):
     """A dcn_det config value that cannot work; the message is one line naming the key."""
 
@@ -250,6 +259,8 @@ def check_cfg(cfg: CN) -> CN:
         fail(f'MODEL.DCN.POOL must be "", "dpool" or "mdpool", got {dcn.POOL!r}')
     if dcn.BORDER not in ("dcnv2", "dcnv1"):
         fail(f'MODEL.DCN.BORDER must be "dcnv2" or "dcnv1", got {dcn.BORDER!r}')
+    if cfg.MODEL.FPN.TOP_BLOCK not in FPN_TOP_BLOCKS:
+        fail(f"MODEL.FPN.TOP_BLOCK must be one of {list(FPN_TOP_BLOCKS)}, got {cfg.MODEL.FPN.TOP_BLOCK!r}")
     if not isinstance(dcn.OFFSET_CONV_DILATION, int) or dcn.OFFSET_CONV_DILATION < 0:
         fail(f"MODEL.DCN.OFFSET_CONV_DILATION must be an integer >= 0 (0: the deformable conv's dilation), "
              f"got {dcn.OFFSET_CONV_DILATION!r}")

@@ -1,6 +1,7 @@
 """detectron2 components (importing this registers them)."""
 from .backbone import (
     CeilModeStem,
+    LastLevelP6FromC5,
     DeformBottleneck,
     build_dcn_resnet_backbone,
     build_dcn_resnet_deeplab_backbone,
@@ -41,6 +42,7 @@ __all__ = [
     "RoundedAnchorGenerator",
     "OriginalRPN",
     "CeilModeStem",
+    "LastLevelP6FromC5",
     "PlusOneBoxPooler",
     "ClipPlusOneOutputLayers",
     "box_reduce_conv",

@@ -1,5 +1,6 @@
 from .dcn_resnet import (
     CeilModeStem,
+    LastLevelP6FromC5,
     DeformBottleneck,
     build_dcn_resnet_backbone,
     build_dcn_resnet_fpn_backbone,
@@ -11,6 +12,7 @@ from .dcn_resnet_deeplab import build_dcn_resnet_deeplab_backbone
 
 __all__ = [
     "CeilModeStem",
+    "LastLevelP6FromC5",
     "DeformBottleneck",
     "build_dcn_resnet_backbone",
     "build_dcn_resnet_fpn_backbone",

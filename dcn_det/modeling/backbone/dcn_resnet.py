@@ -16,6 +16,7 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone import FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 from detectron2.modeling.backbone.resnet import BottleneckBlock, CNNBlockBase, ResNet, build_resnet_backbone
+from fvcore.nn import weight_init
 from torch import nn
 
 from dcn_det.layers import DeformConv, ModulatedDeformConv
@@ -262,16 +263,42 @@ def build_dcn_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     return resnet.freeze(cfg.MODEL.BACKBONE.FREEZE_AT)
 
 
+class LastLevelP6FromC5(nn.Module):
+    """The FPN's P6 as the authors' Deformable FPN computes it: a 3x3 stride-2 conv (padding 1,
+    no activation) on res5 (MODEL.FPN.TOP_BLOCK "p6_conv_c5"), instead of detectron2's
+    max-pool of P5. An FPN ``top_block``: reads ``in_feature``, adds one level."""
+
+    def __init__(self, in_channels: int, out_channels: int, in_feature: str = "res5"):
+        super().__init__()
+        self.num_levels = 1
+        self.in_feature = in_feature
+        self.p6 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
+        weight_init.c2_xavier_fill(self.p6)
+
+    def forward(self, c5):
+        return [self.p6(c5)]
+
+
 @BACKBONE_REGISTRY.register()
 def build_dcn_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     """FPN (MODEL.FPN.*) on :func:`build_dcn_resnet_backbone`, as detectron2's
-    ``build_resnet_fpn_backbone``."""
+    ``build_resnet_fpn_backbone``; MODEL.FPN.TOP_BLOCK picks P6 (max-pool of P5, or a conv on
+    res5)."""
+    bottom_up = build_dcn_resnet_backbone(cfg, input_shape)
+    out_channels = cfg.MODEL.FPN.OUT_CHANNELS
+    kind = cfg.MODEL.FPN.get("TOP_BLOCK", "maxpool")
+    if kind == "maxpool":
+        top_block = LastLevelMaxPool()
+    elif kind == "p6_conv_c5":
+        top_block = LastLevelP6FromC5(bottom_up.output_shape()["res5"].channels, out_channels)
+    else:
+        raise ValueError(f'MODEL.FPN.TOP_BLOCK must be "maxpool" or "p6_conv_c5", got {kind!r}')
     return FPN(
-        bottom_up=build_dcn_resnet_backbone(cfg, input_shape),
+        bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        out_channels=out_channels,
         norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
+        top_block=top_block,
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )
 
