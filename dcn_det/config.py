@@ -67,6 +67,9 @@ def add_dcn_config(cfg: CN) -> CN:
     # Offsets per side, predicted from features pooled at this size (0 = the pooler
     # resolution). C4 heads pool 14x14 and use 7 to keep the offset fc small.
     dcn.POOL_PART_SIZE = 0
+    # FPN: one offset (and mask) branch per pyramid level instead of one shared by all (the
+    # authors' Deformable FPN: offset_p2..offset_p5).
+    dcn.POOL_OFFSET_PER_LEVEL = False
 
     # The stem's 3x3/2 max-pool with padding 0 in ceil mode, as in the original MXNet / Caffe
     # ResNets (the authors' released models), instead of detectron2's padding 1, floor mode:

@@ -121,7 +121,8 @@ def pooling_offsets(model, image_bgr: np.ndarray, top_k: int = 3, fallback_boxes
             results.append(BinOffsets(tuple(box), label, offset.numpy(), None if mask is None else mask.numpy(),
                                       pool.trans_std, k, pool.spatial_scale))
             continue
-        pool = pooler.pool
+        level = 0 if len(pooler.scales) == 1 else _level(pooler, boxes)
+        pool = pooler.pool_of_level(level)
         captured = {}
 
         def keep(key):
@@ -141,7 +142,6 @@ def pooling_offsets(model, image_bgr: np.ndarray, top_k: int = 3, fallback_boxes
             for h in hooks:
                 h.remove()
         s, p = pool.part_size, pool.output_size
-        level = 0 if len(pooler.scales) == 1 else _level(pooler, boxes)
         mask = captured["mask"].sigmoid().view(p, p).numpy() if "mask" in captured else None
         results.append(BinOffsets(tuple(box), label, captured["offset"].view(2, s, s).numpy(), mask,
                                   pool.trans_std, p, pooler.scales[level]))
