@@ -12,7 +12,7 @@ from .backbone import (
 )
 from .anchor_generator import RoundedAnchorGenerator
 from .proposal_generator import OriginalRPN
-from .sem_seg_heads import DeepLabV3GlobalPoolHead, make_deeplab_v3_head
+from .sem_seg_heads import DeepLabV3GlobalPoolHead, OriginalDeepLabHead, make_deeplab_v3_head
 from .roi_heads import (
     ClipPlusOneOutputLayers,
     DeformCascadeROIHeads,
@@ -39,6 +39,7 @@ __all__ = [
     "RFCNROIHeads",
     "DeepLabV3GlobalPoolHead",
     "make_deeplab_v3_head",
+    "OriginalDeepLabHead",
     "RoundedAnchorGenerator",
     "OriginalRPN",
     "CeilModeStem",
