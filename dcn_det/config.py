@@ -98,6 +98,15 @@ def add_dcn_config(cfg: CN) -> CN:
     # RFCNROIHeads and DeformStandardROIHeads (dcn_det.modeling.plus_one_boxes).
     defaults.MODEL.ROI_HEADS = CN()
     defaults.MODEL.ROI_HEADS.CLIP_PLUS_ONE = False
+    # Soft-NMS at test time instead of NMS (DeformStandardROIHeads; dcn_det.modeling.soft_nms):
+    # "" = detectron2's NMS, "gaussian" (scores times exp(-IoU^2 / SIGMA): the authors'
+    # Deformable FPN, SIGMA 0.6), "linear" (times 1 - IoU above NMS_THRESH_TEST) or "hard".
+    # Boxes whose decayed score falls under PRUNE are dropped; PLUS_ONE_IOU: IoU in the +1
+    # box convention, as the original.
+    defaults.MODEL.ROI_HEADS.SOFT_NMS_METHOD = ""
+    defaults.MODEL.ROI_HEADS.SOFT_NMS_SIGMA = 0.5
+    defaults.MODEL.ROI_HEADS.SOFT_NMS_PRUNE = 0.001
+    defaults.MODEL.ROI_HEADS.SOFT_NMS_PLUS_ONE_IOU = False
     # The authors' Faster R-CNN box head (DeformStandardROIHeads): REDUCE_CONV_DIM > 0 puts a
     # 1x1 conv + ReLU to that many channels over the whole feature map before RoI pooling
     # (2048 -> 256 on res5); POOL_PLUS_ONE_BOXES pools each box as (x1, y1, x2 - 1, y2 - 1),
@@ -285,6 +294,13 @@ def check_cfg(cfg: CN) -> CN:
     if cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE and heads not in ("DeformStandardROIHeads", "RFCNROIHeads"):
         fail(f"MODEL.ROI_HEADS.CLIP_PLUS_ONE is read by DeformStandardROIHeads and RFCNROIHeads; "
              f"MODEL.ROI_HEADS.NAME {heads!r} would ignore it")
+    soft = cfg.MODEL.ROI_HEADS.SOFT_NMS_METHOD
+    if soft not in ("", "gaussian", "linear", "hard"):
+        fail(f'MODEL.ROI_HEADS.SOFT_NMS_METHOD must be "", "gaussian", "linear" or "hard", got {soft!r}')
+    if soft and heads != "DeformStandardROIHeads":
+        fail(f"MODEL.ROI_HEADS.SOFT_NMS_METHOD is read by DeformStandardROIHeads; MODEL.ROI_HEADS.NAME {heads!r} would ignore it")
+    if soft and not cfg.MODEL.ROI_HEADS.SOFT_NMS_SIGMA > 0:
+        fail(f"MODEL.ROI_HEADS.SOFT_NMS_SIGMA must be > 0, got {cfg.MODEL.ROI_HEADS.SOFT_NMS_SIGMA}")
     if dcn.POOL and not _roi_heads_attr(heads, "DCN_POOL_SUPPORTED"):
         fail(f"MODEL.DCN.POOL {dcn.POOL!r} needs ROI heads with a deformable box pooler (e.g. DeformStandardROIHeads, "
              f"DeformRes5ROIHeads); MODEL.ROI_HEADS.NAME is {heads!r}, which would ignore it")

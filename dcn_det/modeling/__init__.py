@@ -12,6 +12,7 @@ from .backbone import (
 )
 from .anchor_generator import RoundedAnchorGenerator
 from .proposal_generator import OriginalRPN
+from .soft_nms import SoftNMSOutputLayers, soft_nms
 from .sem_seg_heads import DeepLabV3GlobalPoolHead, OriginalDeepLabHead, make_deeplab_v3_head
 from .roi_heads import (
     ClipPlusOneOutputLayers,
@@ -40,6 +41,8 @@ __all__ = [
     "DeepLabV3GlobalPoolHead",
     "make_deeplab_v3_head",
     "OriginalDeepLabHead",
+    "SoftNMSOutputLayers",
+    "soft_nms",
     "RoundedAnchorGenerator",
     "OriginalRPN",
     "CeilModeStem",

@@ -12,7 +12,7 @@ DeformStandardROIHeads also expresses the box head of the authors' Faster R-CNN 
 faster_rcnn/symbols/resnet_v1_101_rcnn*.py): MODEL.ROI_BOX_HEAD.REDUCE_CONV_DIM (a 1x1
 conv + ReLU over the whole feature map before RoI pooling), POOL_PLUS_ONE_BOXES (pool the
 boxes in the +1 convention) and MODEL.ROI_HEADS.CLIP_PLUS_ONE (the original's clip of the
-detections); all off by default.
+detections), and soft-NMS (MODEL.ROI_HEADS.SOFT_NMS_*, the authors' FPN test); all off by default.
 """
 from typing import Dict, List, Optional
 
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..backbone.dcn_resnet import make_stage_deformable, without_deform
 from ..plus_one_boxes import clip_plus_one, plus_one_corners
+from ..soft_nms import SoftNMSOutputLayers
 from .deform_pooler import build_deform_roi_pooler
 
 
@@ -87,7 +88,9 @@ class DeformStandardROIHeads(StandardROIHeads):
             )
         if box.POOL_PLUS_ONE_BOXES:
             ret["box_pooler"] = PlusOneBoxPooler(ret["box_pooler"])
-        if cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE:
+        if cfg.MODEL.ROI_HEADS.SOFT_NMS_METHOD:  # clips as CLIP_PLUS_ONE says, too
+            ret["box_predictor"] = SoftNMSOutputLayers(cfg, ret["box_head"].output_shape)
+        elif cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE:
             ret["box_predictor"] = ClipPlusOneOutputLayers(cfg, ret["box_head"].output_shape)
         ret["box_reduce"] = box_reduce
         return ret
