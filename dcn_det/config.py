@@ -294,9 +294,11 @@ def check_cfg(cfg: CN) -> CN:
     if cfg.MODEL.ROI_HEADS.CLIP_PLUS_ONE and heads not in ("DeformStandardROIHeads", "RFCNROIHeads"):
         fail(f"MODEL.ROI_HEADS.CLIP_PLUS_ONE is read by DeformStandardROIHeads and RFCNROIHeads; "
              f"MODEL.ROI_HEADS.NAME {heads!r} would ignore it")
+    from .modeling.soft_nms import SOFT_NMS_METHODS
+
     soft = cfg.MODEL.ROI_HEADS.SOFT_NMS_METHOD
-    if soft not in ("", "gaussian", "linear", "hard"):
-        fail(f'MODEL.ROI_HEADS.SOFT_NMS_METHOD must be "", "gaussian", "linear" or "hard", got {soft!r}')
+    if soft not in ("",) + SOFT_NMS_METHODS:
+        fail(f"MODEL.ROI_HEADS.SOFT_NMS_METHOD must be one of {['', *SOFT_NMS_METHODS]}, got {soft!r}")
     if soft and heads != "DeformStandardROIHeads":
         fail(f"MODEL.ROI_HEADS.SOFT_NMS_METHOD is read by DeformStandardROIHeads; MODEL.ROI_HEADS.NAME {heads!r} would ignore it")
     if soft and not cfg.MODEL.ROI_HEADS.SOFT_NMS_SIGMA > 0:

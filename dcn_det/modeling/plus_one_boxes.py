@@ -18,6 +18,12 @@ def clip_plus_one(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Ten
                         boxes[:, 2].clamp(1, width), boxes[:, 3].clamp(1, height)], dim=1)
 
 
+def clip_predicted_plus_one(boxes, proposals):
+    """FastRCNNOutputLayers.predict_boxes' per-image boxes ``[R, 4K]`` clipped by
+    :func:`clip_plus_one` to each proposal set's image (MODEL.ROI_HEADS.CLIP_PLUS_ONE)."""
+    return tuple(clip_plus_one(b.reshape(-1, 4), p.image_size).reshape(b.shape) for b, p in zip(boxes, proposals))
+
+
 def plus_one_corners(coords: torch.Tensor) -> torch.Tensor:
     """Continuous boxes ``[R, 4]`` (or RoIs ``[R, 5]`` with the batch index first) as the
     original's pooling ops take them: x2, y2 one smaller, the last pixel inside (the ops add

@@ -15,7 +15,7 @@ from detectron2.config import configurable
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from detectron2.structures import Boxes, Instances
 
-from .plus_one_boxes import clip_plus_one
+from .plus_one_boxes import clip_predicted_plus_one
 
 SOFT_NMS_METHODS = ("linear", "gaussian", "hard")
 
@@ -138,9 +138,7 @@ class SoftNMSOutputLayers(FastRCNNOutputLayers):
 
     def predict_boxes(self, predictions, proposals: List[Instances]):
         boxes = super().predict_boxes(predictions, proposals)
-        if not self.clip_plus_one:
-            return boxes
-        return tuple(clip_plus_one(b.reshape(-1, 4), p.image_size).reshape(b.shape) for b, p in zip(boxes, proposals))
+        return clip_predicted_plus_one(boxes, proposals) if self.clip_plus_one else boxes
 
     def inference(self, predictions, proposals: List[Instances]):
         boxes = self.predict_boxes(predictions, proposals)

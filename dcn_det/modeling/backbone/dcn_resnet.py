@@ -287,12 +287,13 @@ def build_dcn_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     bottom_up = build_dcn_resnet_backbone(cfg, input_shape)
     out_channels = cfg.MODEL.FPN.OUT_CHANNELS
     kind = cfg.MODEL.FPN.get("TOP_BLOCK", "maxpool")
-    if kind == "maxpool":
-        top_block = LastLevelMaxPool()
-    elif kind == "p6_conv_c5":
-        top_block = LastLevelP6FromC5(bottom_up.output_shape()["res5"].channels, out_channels)
-    else:
-        raise ValueError(f'MODEL.FPN.TOP_BLOCK must be "maxpool" or "p6_conv_c5", got {kind!r}')
+    top_blocks = {  # the names are dcn_det.config.FPN_TOP_BLOCKS
+        "maxpool": LastLevelMaxPool,
+        "p6_conv_c5": lambda: LastLevelP6FromC5(bottom_up.output_shape()["res5"].channels, out_channels),
+    }
+    if kind not in top_blocks:
+        raise ValueError(f"MODEL.FPN.TOP_BLOCK must be one of {list(top_blocks)}, got {kind!r}")
+    top_block = top_blocks[kind]()
     return FPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,

@@ -26,7 +26,7 @@ from fvcore.nn.weight_init import c2_msra_fill
 from torch import Tensor, nn
 
 from ..backbone.dcn_resnet import make_stage_deformable, without_deform
-from ..plus_one_boxes import clip_plus_one, plus_one_corners
+from ..plus_one_boxes import clip_predicted_plus_one, plus_one_corners
 from ..soft_nms import SoftNMSOutputLayers
 from .deform_pooler import build_deform_roi_pooler
 
@@ -49,7 +49,7 @@ class ClipPlusOneOutputLayers(FastRCNNOutputLayers):
 
     def predict_boxes(self, predictions, proposals: List[Instances]):
         boxes = super().predict_boxes(predictions, proposals)
-        return tuple(clip_plus_one(b.reshape(-1, 4), p.image_size).reshape(b.shape) for b, p in zip(boxes, proposals))
+        return clip_predicted_plus_one(boxes, proposals)
 
 
 def box_reduce_conv(in_channels: int, out_channels: int) -> Conv2d:
